@@ -1,0 +1,200 @@
+"""`qqavatar app …`: create, list, show, update and delete apps.
+
+Every command opens the configured database, migrates it (so a fresh data
+directory just works) and closes it again. `--json` output is exactly one JSON
+value on stdout, for scripts; messages and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import click
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from qqavatar.settings import Settings
+from qqavatar.store.apps import AppRecord, AppStore
+from qqavatar.store.db import make_engine, migrate
+
+T = TypeVar("T")
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def run_with_store(work: Callable[[AppStore], Awaitable[T]]) -> T:
+    """Open the configured database, migrate it, run `work`, close it."""
+    try:
+        url = Settings().effective_database_url
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid configuration:\n{exc}") from exc
+
+    async def run() -> T:
+        engine = make_engine(url)
+        try:
+            await migrate(engine)
+            return await work(AppStore(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except SQLAlchemyError as exc:
+        # One line, without the SQL and the traceback; the URL is left out as it may hold a password.
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise click.ClickException(f"database error: {reason}") from exc
+
+
+def echo_json(value: object) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def format_time(unix: int) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def echo_record(record: AppRecord, *, with_secret: bool = True) -> None:
+    lines = [("app_key", record.app_key)]
+    if with_secret:
+        lines.append(("app_secret", record.app_secret))
+    lines += [
+        ("name", record.name),
+        ("sign_required", "yes" if record.sign_required else "no"),
+        ("created_at", format_time(record.created_at)),
+        ("updated_at", format_time(record.updated_at)),
+    ]
+    for label, value in lines:
+        click.echo(f"{label:<14} {value}")
+
+
+def normalise_key(app_key: str) -> str:
+    # Keys are always uppercase hex, so accepting lowercase can match nothing else.
+    return app_key.strip().upper()
+
+
+def no_such_app(app_key: str) -> click.ClickException:
+    return click.ClickException(f"no app with app_key {app_key}")
+
+
+def stdin_is_interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+@click.group("app")
+def app() -> None:
+    """Manage apps: the app_key/app_secret pairs callers use."""
+
+
+@app.command("create")
+@click.argument("name")
+@click.option("--sign-required", is_flag=True, help="Reject requests without a valid sign.")
+@json_option
+def create_command(name: str, sign_required: bool, as_json: bool) -> None:
+    """Create an app called NAME and print its key and secret."""
+    try:
+        record = run_with_store(lambda store: store.create(name, sign_required=sign_required))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from exc
+    if as_json:
+        echo_json(record.public_dict())
+        return
+    echo_record(record)
+    click.echo("Keep app_secret private: it signs requests and verifies _auth.", err=True)
+
+
+@app.command("list")
+@json_option
+def list_command(as_json: bool) -> None:
+    """List all apps (without their secrets; see `app show`)."""
+    records = run_with_store(lambda store: store.list())
+    if as_json:
+        echo_json([record.public_dict(with_secret=False) for record in records])
+        return
+    if not records:
+        click.echo("No apps yet. Create one with: qqavatar app create NAME", err=True)
+        return
+    click.echo(f"{'APP_KEY':<32}  {'SIGN':<4}  {'CREATED':<23}  NAME")
+    for record in records:
+        sign = "yes" if record.sign_required else "no"
+        click.echo(
+            f"{record.app_key:<32}  {sign:<4}  {format_time(record.created_at):<23}  {record.name}"
+        )
+
+
+@app.command("show")
+@click.argument("app_key")
+@json_option
+def show_command(app_key: str, as_json: bool) -> None:
+    """Show one app, secret included."""
+    key = normalise_key(app_key)
+    record = run_with_store(lambda store: store.get(key))
+    if record is None:
+        raise no_such_app(key)
+    if as_json:
+        echo_json(record.public_dict())
+    else:
+        echo_record(record)
+
+
+@app.command("update")
+@click.argument("app_key")
+@click.option("--name", help="A new name.")
+@click.option(
+    "--sign-required/--no-sign-required",
+    default=None,
+    help="Turn mandatory request signing on or off.",
+)
+@click.option("--rotate-secret", is_flag=True, help="Issue a new app_secret; the old one stops working.")
+@json_option
+def update_command(
+    app_key: str,
+    name: str | None,
+    sign_required: bool | None,
+    rotate_secret: bool,
+    as_json: bool,
+) -> None:
+    """Change an app's name, signing switch or secret."""
+    if name is None and sign_required is None and not rotate_secret:
+        raise click.UsageError(
+            "nothing to change: give --name, --sign-required/--no-sign-required or --rotate-secret"
+        )
+    key = normalise_key(app_key)
+    try:
+        record = run_with_store(
+            lambda store: store.update(
+                key, name=name, sign_required=sign_required, rotate_secret=rotate_secret
+            )
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--name") from exc
+    if record is None:
+        raise no_such_app(key)
+    if as_json:
+        echo_json(record.public_dict())
+    else:
+        echo_record(record)
+
+
+@app.command("delete")
+@click.argument("app_key")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def delete_command(app_key: str, yes: bool) -> None:
+    """Delete an app; its key stops working at once."""
+    key = normalise_key(app_key)
+    record = run_with_store(lambda store: store.get(key))
+    if record is None:
+        raise no_such_app(key)
+    if not yes:
+        if not stdin_is_interactive():
+            raise click.ClickException(
+                "refusing to delete without confirmation: stdin is not a terminal; pass --yes"
+            )
+        click.confirm(f"Delete app {key} ({record.name})?", abort=True, err=True)
+    if not run_with_store(lambda store: store.delete(key)):
+        raise no_such_app(key)  # deleted by someone else meanwhile
+    click.echo(f"Deleted app {key} ({record.name}).")

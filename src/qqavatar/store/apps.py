@@ -1,0 +1,249 @@
+"""Apps: the callers of the API, each with a key, a secret and a signing switch.
+
+`AppStore` is the database side (used by the CLI and the admin UI);
+`AppRegistry` is the in-memory copy the request path reads without I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+import secrets
+import string
+import time
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from qqavatar.store.schema import APPS_VERSION, apps, meta
+
+log = logging.getLogger(__name__)
+
+NAME_MAX_LEN = 100
+SECRET_ALPHABET = string.ascii_letters + string.digits
+SECRET_LEN = 64
+
+
+def new_app_key() -> str:
+    """32 uppercase hex digits, as YesApi issues them."""
+    return secrets.token_hex(16).upper()
+
+
+def new_app_secret() -> str:
+    """64 characters from [A-Za-z0-9] (about 381 bits)."""
+    return "".join(secrets.choice(SECRET_ALPHABET) for _ in range(SECRET_LEN))
+
+
+def clean_name(name: str) -> str:
+    """`name` stripped; ValueError if empty, too long or holding control characters."""
+    cleaned = name.strip()
+    if not cleaned:
+        raise ValueError("app name must not be empty")
+    if len(cleaned) > NAME_MAX_LEN:
+        raise ValueError(f"app name must be at most {NAME_MAX_LEN} characters, got {len(cleaned)}")
+    # Names are shown in tables and logs, where a newline or escape would garble them.
+    if any(unicodedata.category(ch) == "Cc" for ch in cleaned):
+        raise ValueError("app name must not contain control characters")
+    return cleaned
+
+
+@dataclass(frozen=True, slots=True)
+class AppRecord:
+    app_key: str
+    app_secret: str
+    name: str
+    sign_required: bool
+    created_at: int
+    updated_at: int
+
+    def public_dict(self, *, with_secret: bool = True) -> dict[str, object]:
+        """The record as JSON-ready data, optionally without the secret."""
+        data: dict[str, object] = {"app_key": self.app_key}
+        if with_secret:
+            data["app_secret"] = self.app_secret
+        data |= {
+            "name": self.name,
+            "sign_required": self.sign_required,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+        return data
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> AppRecord:
+        return cls(
+            app_key=row.app_key,
+            app_secret=row.app_secret,
+            name=row.name,
+            sign_required=bool(row.sign_required),
+            created_at=int(row.created_at),
+            updated_at=int(row.updated_at),
+        )
+
+
+async def _bump_version(connection: AsyncConnection) -> None:
+    # Same transaction as the change it announces, so pollers never see one without the other.
+    await connection.execute(
+        update(meta).where(meta.c.key == APPS_VERSION).values(value=meta.c.value + 1)
+    )
+
+
+class AppStore:
+    """CRUD over the `apps` table. Every change bumps `meta.apps_version`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, name: str, *, sign_required: bool = False) -> AppRecord:
+        now = int(time.time())
+        record = AppRecord(
+            app_key=new_app_key(),
+            app_secret=new_app_secret(),
+            name=clean_name(name),
+            sign_required=sign_required,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._engine.begin() as connection:
+            await connection.execute(insert(apps).values(**record.public_dict()))
+            await _bump_version(connection)
+        return record
+
+    async def list(self) -> builtins.list[AppRecord]:
+        """All apps, oldest first."""
+        query = select(apps).order_by(apps.c.created_at, apps.c.app_key)
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [AppRecord.from_row(row) for row in rows]
+
+    async def get(self, app_key: str) -> AppRecord | None:
+        async with self._engine.connect() as connection:
+            return await self._get(connection, app_key)
+
+    async def update(
+        self,
+        app_key: str,
+        *,
+        name: str | None = None,
+        sign_required: bool | None = None,
+        rotate_secret: bool = False,
+    ) -> AppRecord | None:
+        """Change the given fields; None if there is no such app.
+
+        With nothing to change, returns the app untouched (no version bump).
+        """
+        values: dict[str, object] = {}
+        if name is not None:
+            values["name"] = clean_name(name)
+        if sign_required is not None:
+            values["sign_required"] = sign_required
+        if rotate_secret:
+            values["app_secret"] = new_app_secret()
+        if not values:
+            return await self.get(app_key)
+        values["updated_at"] = int(time.time())
+        async with self._engine.begin() as connection:
+            # Write first, read after: on SQLite a read-then-write transaction
+            # can fail with SQLITE_BUSY when another writer slips in between.
+            result = await connection.execute(
+                update(apps).where(apps.c.app_key == app_key).values(**values)
+            )
+            if result.rowcount == 0:
+                return None
+            await _bump_version(connection)
+            return await self._get(connection, app_key)
+
+    async def delete(self, app_key: str) -> bool:
+        """True if the app existed and is now gone."""
+        async with self._engine.begin() as connection:
+            result = await connection.execute(delete(apps).where(apps.c.app_key == app_key))
+            if result.rowcount == 0:
+                return False
+            await _bump_version(connection)
+        return True
+
+    async def version(self) -> int:
+        """The `apps_version` counter: changes whenever any app does."""
+        query = select(meta.c.value).where(meta.c.key == APPS_VERSION)
+        async with self._engine.connect() as connection:
+            value = (await connection.execute(query)).scalar_one()
+        return int(value)
+
+    @staticmethod
+    async def _get(connection: AsyncConnection, app_key: str) -> AppRecord | None:
+        query = select(apps).where(apps.c.app_key == app_key)
+        row = (await connection.execute(query)).first()
+        return None if row is None else AppRecord.from_row(row)
+
+
+class AppRegistry:
+    """In-memory view of all apps for the hot path; refreshed from the store.
+
+    Lookups are plain dict reads. A background task polls the one-row
+    `apps_version` counter and reloads everything when it moves; the app table
+    is small, so a full reload is simpler and safer than applying diffs.
+    """
+
+    def __init__(self, store: AppStore, *, poll_interval: float = 0.5) -> None:
+        self._store = store
+        self._poll_interval = poll_interval
+        self._apps: dict[str, AppRecord] = {}
+        self._version: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def get(self, app_key: str) -> AppRecord | None:
+        return self._apps.get(app_key)
+
+    def __len__(self) -> int:
+        return len(self._apps)
+
+    @property
+    def version(self) -> int | None:
+        """The `apps_version` of the loaded snapshot; None before the first load."""
+        return self._version
+
+    async def load(self) -> None:
+        """Reload every app now."""
+        # Version before rows: a change landing in between is then seen again
+        # by the next poll, never missed.
+        version = await self._store.version()
+        records = await self._store.list()
+        self._apps = {record.app_key: record for record in records}  # one atomic swap
+        self._version = version
+
+    async def start(self) -> None:
+        """Load now (errors propagate: a server should not start blind), then poll."""
+        if self._task is not None:
+            return
+        await self.load()
+        self._task = asyncio.create_task(self._poll(), name="qqavatar-app-registry")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _poll(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            try:
+                if await self._store.version() != self._version:
+                    await self.load()
+            except Exception:
+                # Keep serving the last good snapshot; log once per outage, not per poll.
+                if not failing:
+                    log.exception("app registry: refresh failed; will keep retrying")
+                failing = True
+            else:
+                if failing:
+                    log.info("app registry: refresh works again")
+                failing = False

@@ -1,0 +1,93 @@
+"""Engines and migrations.
+
+Operators write plain URLs (`sqlite:///…`, `postgresql://…`); the async driver
+is an implementation detail, so `make_engine` picks it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# Async drivers for URLs given without an explicit `+driver`.
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",  # Heroku-style alias
+}
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# Any constant works; it only has to be the same for every qqavatar process.
+_PG_MIGRATION_LOCK = 0x71_71_61_76  # "qqav"
+
+
+def async_url(url: str) -> URL:
+    """`url` with the async driver filled in; an explicit `+driver` is kept."""
+    parsed = make_url(url)
+    if "+" not in parsed.drivername and parsed.drivername in _ASYNC_DRIVERS:
+        parsed = parsed.set(drivername=_ASYNC_DRIVERS[parsed.drivername])
+    return parsed
+
+
+def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
+    """An async engine for `url`; `engine_kwargs` go to `create_async_engine`."""
+    parsed = async_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(parsed, **engine_kwargs)
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(parsed, **engine_kwargs)
+    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The CLI writes while servers read: WAL lets readers and one writer run
+    # together, and busy_timeout makes a second writer wait instead of failing.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")  # off by default in SQLite
+    finally:
+        cursor.close()
+
+
+def alembic_config() -> Config:
+    """Alembic configuration pointing at the migrations shipped in this package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Upgrade the schema to the newest revision; a no-op when it is current.
+
+    Safe to run from several processes at once: the upgrade holds a database
+    lock, so a second process waits and then finds nothing to do.
+    """
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade_head)
+
+
+def _upgrade_head(connection: Connection) -> None:
+    backend = connection.dialect.name
+    if backend == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+    elif backend == "sqlite":
+        # The sqlite3 module opens transactions lazily (not before DDL);
+        # take the write lock up front so concurrent upgrades serialise.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

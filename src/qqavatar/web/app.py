@@ -1,0 +1,142 @@
+"""The ASGI application: both YesApi URL styles onto the gateway.
+
+`/?s=App.QQ.UserImage` (or `service=`, which wins) and `/api/App/QQ/UserImage`
+become one service name and one dict of parameters. Raw ASGI on purpose: the
+avatar path is the hot path and needs no framework in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+from ..avatars import AvatarService
+from ..gateway import ApiCall, ApiReply, Gateway
+from ..protocol import errors
+from ..protocol.errors import ApiError
+from ..settings import Settings
+from ..store.apps import AppRegistry, AppStore
+from ..store.db import make_engine, migrate
+from .request import parse_query, read_params
+
+log = logging.getLogger(__name__)
+
+_API_PATH = re.compile(r"/api/([A-Za-z0-9_]+(?:/[A-Za-z0-9_]+){1,2})/?")
+_ALLOWED_METHODS = ("GET", "POST", "HEAD")
+
+
+class QQAvatarApp:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.gateway: Gateway | None = None
+        self._closers: list[Any] = []
+
+    async def startup(self) -> None:
+        settings = self.settings
+        engine = make_engine(settings.effective_database_url)
+        await migrate(engine)
+        registry = AppRegistry(AppStore(engine))
+        await registry.start()
+        avatars = AvatarService(
+            user_url=settings.upstream_user_url,
+            group_url=settings.upstream_group_url,
+            timeout=settings.upstream_timeout,
+            max_bytes=settings.upstream_max_bytes,
+            cache_max_bytes=settings.cache_max_bytes,
+            ttl=settings.cache_ttl,
+            default_ttl=settings.cache_default_ttl,
+        )
+        self.gateway = Gateway(
+            apps=registry, avatars=avatars, mirror_status=settings.http_status == "mirror"
+        )
+        self._closers = [registry.stop, avatars.aclose, engine.dispose]
+
+    async def shutdown(self) -> None:
+        for close in self._closers:
+            try:
+                await close()
+            except Exception:
+                log.exception("error during shutdown")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.gateway is not None, "lifespan startup has not run"
+        path: str = scope["path"]
+        if path == "/":
+            service = None
+        else:
+            match = _API_PATH.fullmatch(path)
+            if match is None:
+                await _send(send, scope, _not_found())
+                return
+            service = match.group(1).replace("/", ".")
+        method = scope["method"]
+        if method not in _ALLOWED_METHODS:
+            await _send(send, scope, _method_not_allowed(method))
+            return
+        try:
+            params = await read_params(scope, receive)
+        except ApiError as error:  # the body was unreadable: answer from the query alone
+            query = parse_query(scope.get("query_string", b""))
+            await _send(send, scope, self.gateway.reject(query, error))
+            return
+        if service is None:
+            service = params.get("service") or params.get("s") or ""
+        if_none_match = None
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+        reply = await self.gateway.handle(ApiCall(service, params, if_none_match))
+        await _send(send, scope, reply)
+
+
+def _not_found() -> ApiReply:
+    return ApiReply(404, "text/plain; charset=utf-8", b"Not Found")
+
+
+def _method_not_allowed(method: str) -> ApiReply:
+    body = f"Method {method[:16]} Not Allowed".encode("ascii", "replace")
+    return ApiReply(405, "text/plain; charset=utf-8", body, [("Allow", ", ".join(_ALLOWED_METHODS))])
+
+
+async def _send(send: Send, scope: Scope, reply: ApiReply) -> None:
+    headers = [
+        (b"content-type", reply.content_type.encode("latin-1")),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+    if reply.status != 304:
+        headers.append((b"content-length", str(len(reply.body)).encode("ascii")))
+    headers += [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in reply.headers]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    body = b"" if scope["method"] == "HEAD" or reply.status == 304 else reply.body
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings | None = None) -> QQAvatarApp:
+    """Factory for `uvicorn --factory` and for tests."""
+    return QQAvatarApp(settings or Settings())

@@ -1,0 +1,112 @@
+"""HTTP → one flat dict of parameters: query string, then the body on top (body wins).
+
+Bodies may be urlencoded, multipart (fields only) or a JSON object. Values are
+text as PHP would see them: JSON scalars become PHP's string casts.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope
+
+from ..protocol import errors
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_PARAMS = 256
+
+
+def parse_query(raw: bytes | str) -> dict[str, str]:
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace",
+                          max_num_fields=MAX_PARAMS)
+    except ValueError:
+        raise errors.client_error(400, f"参数不能超过{MAX_PARAMS}个") from None
+    return dict(pairs)  # a repeated name keeps its last value, as PHP does
+
+
+async def read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise errors.client_error(400, f"请求体不能超过{MAX_BODY_BYTES}字节")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _php_text(name: str, value: object) -> str:
+    """PHP's (string) cast of a decoded JSON scalar."""
+    if isinstance(value, str):
+        return value
+    if value is True:
+        return "1"
+    if value is False or value is None:
+        return ""
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    raise errors.client_error(400, f"参数{errors.echo(name)}不能是数组或对象")
+
+
+def _parse_json(body: bytes) -> dict[str, str]:
+    try:
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):
+        raise errors.client_error(400, "请求体不是合法的JSON") from None
+    if not isinstance(decoded, dict):
+        raise errors.client_error(400, "JSON请求体必须是一个对象")
+    if len(decoded) > MAX_PARAMS:
+        raise errors.client_error(400, f"参数不能超过{MAX_PARAMS}个")
+    return {str(name): _php_text(name, value) for name, value in decoded.items()}
+
+
+async def _parse_multipart(scope: Scope, body: bytes) -> dict[str, str]:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(scope, replay).form(max_files=16, max_fields=MAX_PARAMS)
+    except Exception:  # starlette raises its own HTTPException for malformed bodies
+        raise errors.client_error(400, "multipart请求体格式不正确") from None
+    try:
+        return {name: value for name, value in form.items() if isinstance(value, str)}
+    finally:
+        await form.close()
+
+
+async def read_params(scope: Scope, receive: Receive) -> dict[str, str]:
+    params = parse_query(scope.get("query_string", b""))
+    if scope["method"] != "POST":
+        return params
+    body = await read_body(receive)
+    if not body:
+        return params
+    media_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        params.update(_parse_json(body))
+    elif media_type == "multipart/form-data":
+        params.update(await _parse_multipart(scope, body))
+    elif media_type in ("application/x-www-form-urlencoded", ""):
+        params.update(parse_query(body))
+    if len(params) > MAX_PARAMS:
+        raise errors.client_error(400, f"参数不能超过{MAX_PARAMS}个")
+    return params
