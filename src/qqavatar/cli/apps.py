@@ -35,7 +35,10 @@ def run_with_store(work: Callable[[AppStore], Awaitable[T]]) -> T:
         raise click.ClickException(f"invalid configuration:\n{exc}") from exc
 
     async def run() -> T:
-        engine = make_engine(url)
+        try:
+            engine = make_engine(url)
+        except ImportError as exc:  # e.g. asyncpg missing for a postgresql:// URL
+            raise click.ClickException(f"database driver not installed: {exc}") from exc
         try:
             await migrate(engine)
             return await work(AppStore(engine))
@@ -44,8 +47,8 @@ def run_with_store(work: Callable[[AppStore], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(run())
-    except SQLAlchemyError as exc:
-        # One line, without the SQL and the traceback; the URL is left out as it may hold a password.
+    except (SQLAlchemyError, OSError) as exc:
+        # One line: no SQL, no traceback, no URL (it may hold a password).
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise click.ClickException(f"database error: {reason}") from exc
 
@@ -149,7 +152,9 @@ def show_command(app_key: str, as_json: bool) -> None:
     default=None,
     help="Turn mandatory request signing on or off.",
 )
-@click.option("--rotate-secret", is_flag=True, help="Issue a new app_secret; the old one stops working.")
+@click.option(
+    "--rotate-secret", is_flag=True, help="Issue a new app_secret; the old one stops working."
+)
 @json_option
 def update_command(
     app_key: str,

@@ -9,6 +9,7 @@ our answers and are refused rather than risk a formatting difference.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 
 # json.dumps already matches PHP for quotes, backslashes and control characters
@@ -16,13 +17,14 @@ from collections.abc import Mapping, Sequence
 # escapes these three.
 _EXTRA_ESCAPES = str.maketrans({"/": "\\/", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 def encode_str(value: str) -> str:
     """One JSON string literal, PHP style. Lone surrogates become U+FFFD."""
     if not value.isascii():
-        value = value.encode("utf-8", "replace").decode("utf-8")
+        value = _SURROGATE.sub("\ufffd", value)
     return str(_encode_str(value)).translate(_EXTRA_ESCAPES)
 
 

@@ -47,7 +47,7 @@ async def isolated_database(url: str, *, tmp_dir: Path) -> AsyncIterator[EngineF
     schema: str | None = None
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not parsed.database:
-        url = parsed.set(database=str(tmp_dir.resolve() / "test.db")).render_as_string()
+        url = parsed.set(database=str(tmp_dir / "test.db")).render_as_string()
     if make_url(url).get_backend_name() == "postgresql":
         schema = f"qqavatar_test_{secrets.token_hex(6)}"
         async with _admin_engine(url) as admin, admin.begin() as connection:

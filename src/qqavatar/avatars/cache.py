@@ -1,0 +1,64 @@
+"""An LRU of avatars bounded by the bytes they hold, not by their number."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .model import Avatar, Key
+
+# Per-entry cost beyond the two byte strings: the Avatar object, its ETag, the key tuple
+# and the OrderedDict node. Measured with sys.getsizeof, rounded up.
+ENTRY_OVERHEAD = 512
+
+
+def entry_cost(avatar: Avatar) -> int:
+    return len(avatar.body) + len(avatar.b64_json) + ENTRY_OVERHEAD
+
+
+class AvatarCache:
+    """`get` and `put` are O(1); expired entries are dropped when met, or evicted as LRU."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.total_bytes = 0
+        self._entries: OrderedDict[Key, Avatar] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def keys(self) -> list[Key]:
+        """Least recently used first."""
+        return list(self._entries)
+
+    def get(self, key: Key, now: float) -> Avatar | None:
+        """The fresh avatar for `key`, marked as most recently used, or None."""
+        avatar = self._entries.get(key)
+        if avatar is None:
+            return None
+        if avatar.expires_at <= now:
+            self.discard(key)
+            return None
+        self._entries.move_to_end(key)
+        return avatar
+
+    def put(self, key: Key, avatar: Avatar) -> bool:
+        """Store `avatar`, evicting the least recently used; False if it alone exceeds the bound."""
+        self.discard(key)
+        cost = entry_cost(avatar)
+        if cost > self.max_bytes:
+            return False
+        self._entries[key] = avatar
+        self.total_bytes += cost
+        while self.total_bytes > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.total_bytes -= entry_cost(evicted)
+        return True
+
+    def discard(self, key: Key) -> None:
+        avatar = self._entries.pop(key, None)
+        if avatar is not None:
+            self.total_bytes -= entry_cost(avatar)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.total_bytes = 0

@@ -1,0 +1,88 @@
+"""Fetching one avatar from qlogo over HTTP, with every failure turned into an `UpstreamError`."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+import httpx
+
+from .. import __version__
+from .errors import CONNECT, INVALID, TIMEOUT, TOO_LARGE, UpstreamError
+from .images import media_type
+
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    body: bytes
+    content_type: str
+    x_info: str
+    max_age: int | None  # from Cache-Control, when upstream gave one
+
+
+def parse_max_age(cache_control: str | None) -> int | None:
+    match = _MAX_AGE.search(cache_control or "")
+    return int(match[1]) if match else None
+
+
+class Upstream:
+    """One shared HTTP client (pooled keep-alive connections) for every avatar fetch.
+
+    `timeout` bounds connecting and each read; the whole fetch is capped at twice that,
+    so a server that drips a byte now and then cannot hold a request forever.
+    """
+
+    def __init__(self, *, timeout: float, max_bytes: int,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.total_timeout = timeout * 2
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20,
+                                keepalive_expiry=30),
+            headers={"User-Agent": f"qqavatar/{__version__}"},
+            follow_redirects=True,
+            max_redirects=3,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(self, url: str) -> Fetched:
+        try:
+            async with asyncio.timeout(self.total_timeout):
+                return await self._fetch(url)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise UpstreamError(TIMEOUT, detail=f"{url}: {exc!r}") from None
+        except httpx.TransportError as exc:  # connect refused, reset, protocol errors
+            raise UpstreamError(CONNECT, detail=f"{url}: {exc!r}") from None
+        except httpx.HTTPError as exc:  # bad content encoding, redirect loops
+            raise UpstreamError(INVALID, detail=f"{url}: {exc!r}") from None
+
+    async def _fetch(self, url: str) -> Fetched:
+        async with self._client.stream("GET", url) as response:
+            if response.status_code != 200:
+                raise UpstreamError(INVALID, detail=f"{url}: HTTP {response.status_code}")
+            # Reject before reading: no point downloading an HTML error page.
+            content_type = response.headers.get("content-type", "")
+            if not media_type(content_type).startswith("image/"):
+                raise UpstreamError(INVALID, detail=f"{url}: Content-Type {content_type!r}")
+            length = response.headers.get("content-length", "")
+            if length.isdigit() and int(length) > self.max_bytes:
+                raise UpstreamError(TOO_LARGE, detail=f"{url}: Content-Length {length}")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self.max_bytes:
+                    # Leaving the `async with` closes the connection: nothing more is read.
+                    raise UpstreamError(TOO_LARGE, detail=f"{url}: over {self.max_bytes} bytes")
+            return Fetched(
+                body=bytes(body),
+                content_type=content_type,
+                x_info=response.headers.get("x-info", ""),
+                max_age=parse_max_age(response.headers.get("cache-control")),
+            )

@@ -1,0 +1,107 @@
+"""Engines and migrations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
+
+from qqavatar.store.db import alembic_config, async_url, make_engine, migrate
+from qqavatar.store.schema import metadata
+from qqavatar.store.testing import EngineFactory, database_urls, isolated_database
+
+pytestmark = pytest.mark.anyio
+
+
+def _param(url: str) -> object:
+    backend = url.split(":", 1)[0].split("+", 1)[0]
+    marks = [] if backend == "sqlite" else [pytest.mark.postgres]
+    return pytest.param(url, id=backend, marks=marks)
+
+
+@pytest.fixture(params=[_param(url) for url in database_urls()])
+async def engines(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EngineFactory]:
+    async with isolated_database(request.param, tmp_dir=tmp_path) as factory:
+        yield factory
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:////data/q.db", "sqlite+aiosqlite:////data/q.db"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://u:p@h:5432/db", "postgresql+asyncpg://u:p@h:5432/db"),
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("sqlite+pysqlite:///x.db", "sqlite+pysqlite:///x.db"),
+    ],
+)
+def test_async_url(given: str, expected: str) -> None:
+    assert async_url(given).render_as_string(hide_password=False) == expected
+
+
+async def test_sqlite_creates_directory_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "q.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        async with engine.connect() as connection:
+            journal = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar()
+            timeout = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+        assert path.parent.is_dir()
+        assert journal == "wal"
+        assert timeout == 5000
+    finally:
+        await engine.dispose()
+
+
+def _head() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _schema_diff(connection: Connection) -> list[object]:
+    return list(compare_metadata(MigrationContext.configure(connection), metadata))
+
+
+async def test_migrate_creates_schema_matching_metadata(engines: EngineFactory) -> None:
+    engine = engines()
+    await migrate(engine)
+    async with engine.connect() as connection:
+        assert await connection.run_sync(_current) == _head()
+        tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
+        assert {"apps", "meta", "alembic_version"} <= tables
+        # The hand-written migration and schema.py describe the same tables.
+        assert await connection.run_sync(_schema_diff) == []
+        row = (await connection.execute(text("SELECT value FROM meta"))).scalar_one()
+        assert row == 0
+
+
+async def test_migrate_twice_is_a_no_op(engines: EngineFactory) -> None:
+    engine = engines()
+    await migrate(engine)
+    async with engine.begin() as connection:
+        await connection.execute(text("UPDATE meta SET value = 7"))
+    await migrate(engine)
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT value FROM meta"))).scalar_one() == 7
+        assert await connection.run_sync(_current) == _head()
+
+
+async def test_concurrent_migrations_serialise(engines: EngineFactory) -> None:
+    # Several workers starting at once on an empty database.
+    await asyncio.gather(*(migrate(engines()) for _ in range(3)))
+    engine = engines()
+    async with engine.connect() as connection:
+        assert await connection.run_sync(_current) == _head()
+        assert (await connection.execute(text("SELECT count(*) FROM meta"))).scalar_one() == 1
