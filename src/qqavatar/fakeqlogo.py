@@ -52,7 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from functools import lru_cache
-from typing import Any, Literal, TypedDict, get_args
+from typing import Any, Literal, Self, TypedDict, get_args
 from urllib.parse import parse_qs
 
 import httpx
@@ -245,7 +245,7 @@ class FakeQlogo:
         elif route == ("POST", "/_fake/fault"):
             try:
                 numbers, fault = _parse_fault(await _read_body(receive))
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 await _send_json(send, 400, {"error": str(exc)})
                 return
             if numbers is None:
@@ -293,7 +293,7 @@ def _parse_fault(body: bytes) -> tuple[list[str] | None, Fault]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError("body must be a JSON object")
+        raise TypeError("body must be a JSON object")
     mode = data.get("mode", "none")
     if mode not in FAULT_MODES:
         raise ValueError(f"mode must be one of {sorted(FAULT_MODES)}")
@@ -303,7 +303,7 @@ def _parse_fault(body: bytes) -> tuple[list[str] | None, Fault]:
     numbers = data.get("numbers")
     if numbers is not None:
         if not isinstance(numbers, list):
-            raise ValueError("numbers must be a list")
+            raise TypeError("numbers must be a list")
         numbers = [str(n) for n in numbers]
     return numbers, Fault(mode, delay)
 
@@ -409,6 +409,7 @@ class RunningFake:
         self.url = url.rstrip("/")
         self.port = httpx.URL(self.url).port or 80
         self._stopper: Callable[[], None] | None = stopper
+        self._client: httpx.Client | None = None
 
     @property
     def user_url(self) -> str:
@@ -440,9 +441,11 @@ class RunningFake:
         self._control("POST", "fault", body)
 
     def _control(self, method: str, name: str, body: object = None) -> httpx.Response:
-        # trust_env=False: a proxy from the environment must not intercept loopback.
-        with httpx.Client(trust_env=False, timeout=5) as client:
-            response = client.request(method, f"{self.url}/_fake/{name}", json=body)
+        if self._client is None:
+            # One client for all calls: building one (its TLS context) costs ~50 ms.
+            # trust_env=False: a proxy from the environment must not intercept loopback.
+            self._client = httpx.Client(trust_env=False, timeout=5)
+        response = self._client.request(method, f"{self.url}/_fake/{name}", json=body)
         response.raise_for_status()
         return response
 
@@ -450,8 +453,11 @@ class RunningFake:
         stopper, self._stopper = self._stopper, None
         if stopper is not None:
             stopper()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
-    def __enter__(self) -> RunningFake:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -79,13 +79,16 @@ def test_list(data_dir: Path) -> None:
     assert "No apps yet" in empty.stderr
     assert json.loads(run("list", "--json").stdout) == []
 
+    # Same second, so listed by name; "first" < "second" either way.
     first, second = create("first"), create("second", "--sign-required")
     table = run("list")
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["APP_KEY", "SIGN", "CREATED", "NAME"]
-    assert lines[1].startswith(f"{first['app_key']}  no ") and lines[1].endswith("  first")
-    assert lines[2].startswith(f"{second['app_key']}  yes") and lines[2].endswith("  second")
+    assert lines[1].startswith(f"{first['app_key']}  no ")
+    assert lines[1].endswith("  first")
+    assert lines[2].startswith(f"{second['app_key']}  yes")
+    assert lines[2].endswith("  second")
     for app in (first, second):
         assert str(app["app_secret"]) not in table.stdout
 
@@ -128,7 +131,9 @@ def test_update(data_dir: Path) -> None:
     assert (renamed["name"], renamed["sign_required"]) == ("new", True)
     assert renamed["app_secret"] == app["app_secret"]
 
-    rotated = json.loads(run("update", key, "--rotate-secret", "--no-sign-required", "--json").stdout)
+    rotated = json.loads(
+        run("update", key, "--rotate-secret", "--no-sign-required", "--json").stdout
+    )
     assert SECRET.match(rotated["app_secret"])
     assert rotated["app_secret"] != app["app_secret"]
     assert (rotated["name"], rotated["sign_required"]) == ("new", False)

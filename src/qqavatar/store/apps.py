@@ -14,6 +14,7 @@ import secrets
 import string
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,11 +97,12 @@ async def _bump_version(connection: AsyncConnection) -> None:
 class AppStore:
     """CRUD over the `apps` table. Every change bumps `meta.apps_version`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
+        self._clock = clock  # replaceable for tests
 
     async def create(self, name: str, *, sign_required: bool = False) -> AppRecord:
-        now = int(time.time())
+        now = int(self._clock())
         record = AppRecord(
             app_key=new_app_key(),
             app_secret=new_app_secret(),
@@ -115,8 +117,8 @@ class AppStore:
         return record
 
     async def list(self) -> builtins.list[AppRecord]:
-        """All apps, oldest first."""
-        query = select(apps).order_by(apps.c.created_at, apps.c.app_key)
+        """All apps, oldest first; apps made within the same second by name."""
+        query = select(apps).order_by(apps.c.created_at, apps.c.name, apps.c.app_key)
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [AppRecord.from_row(row) for row in rows]
@@ -146,7 +148,7 @@ class AppStore:
             values["app_secret"] = new_app_secret()
         if not values:
             return await self.get(app_key)
-        values["updated_at"] = int(time.time())
+        values["updated_at"] = int(self._clock())
         async with self._engine.begin() as connection:
             # Write first, read after: on SQLite a read-then-write transaction
             # can fail with SQLITE_BUSY when another writer slips in between.
