@@ -47,6 +47,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,6 +76,9 @@ FaultMode = Literal[
 FAULT_MODES: frozenset[str] = frozenset(get_args(FaultMode))
 
 Kind = Literal["user", "group"]
+
+# Modes that answer slowly or not at all, and must notice when the client gives up.
+_NEED_WATCHER = frozenset({"hang", "drip", "huge", "reset"})
 
 MAX_SIZE = 1000
 HUGE_BYTES = 5 * 1024 * 1024
@@ -193,18 +197,20 @@ class FakeQlogo:
         kind, number, size = target
         self.requests += 1
         self.by_key[f"{kind}:{number}:{size}"] += 1
-        watcher = _Disconnect(receive)
-        try:
-            await self._avatar(send, watcher.event, kind, number, size)
-        finally:
-            watcher.close()
-
-    async def _avatar(self, send: Send, gone: asyncio.Event, kind: Kind, number: str,
-                      size: int) -> None:
         fault = self.fault_for(number)
         if fault.delay_ms:
             await asyncio.sleep(fault.delay_ms / 1000)
-        mode = fault.mode
+        if fault.mode not in _NEED_WATCHER:  # the common case stays cheap for benchmarks
+            await self._avatar(send, asyncio.Event(), fault.mode, kind, number, size)
+            return
+        watcher = _Disconnect(receive)
+        try:
+            await self._avatar(send, watcher.event, fault.mode, kind, number, size)
+        finally:
+            watcher.close()
+
+    async def _avatar(self, send: Send, gone: asyncio.Event, mode: FaultMode, kind: Kind,
+                      number: str, size: int) -> None:
         if mode == "change":
             self.versions[number] += 1
         if mode == "error500":
@@ -504,7 +510,7 @@ def serve_in_thread(host: str = "127.0.0.1", port: int = 0) -> RunningFake:
     for _ in range(500):
         if server.started or not thread.is_alive():
             break
-        threading.Event().wait(0.01)
+        time.sleep(0.01)
     if not server.started:
         stop()
         raise RuntimeError("fake qlogo did not start")
@@ -530,8 +536,12 @@ def spawn(host: str = "127.0.0.1", port: int = 0, *, timeout: float = 15) -> Run
 
     # readline() blocks, so read in a helper thread to be able to give up.
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline() if proc.stdout else ""),
-                              daemon=True)
+
+    def read_first_line() -> None:
+        assert proc.stdout is not None
+        lines.append(proc.stdout.readline())
+
+    reader = threading.Thread(target=read_first_line, daemon=True)
     reader.start()
     reader.join(timeout)
     match = re.search(r"listening on (\S+)", lines[0]) if lines else None

@@ -39,7 +39,7 @@ def test_different_keys_run_separately() -> None:
             return value
 
         got = await asyncio.gather(flights.run("a", lambda: work("a")), flights.run("b", lambda: work("b")))
-        assert got == ["a", "b"]
+        assert list(got) == ["a", "b"]
 
     asyncio.run(main())
 

@@ -246,3 +246,9 @@ def test_callback_refused(callback: str) -> None:
 
 def test_jsonp() -> None:
     assert jsonp("cb", b'{"ret":200}') == b'cb({"ret":200})'
+
+
+def test_readme_worked_example() -> None:
+    params = {"s": "App.QQ.UserImage", "app_key": "0123456789ABCDEF0123456789ABCDEF",
+              "qq": "376741929", "size": "40"}
+    assert compute_sign(params, "SECRET") == "BD75A336D0451F451F82F4DBC6CC4247"

@@ -26,6 +26,10 @@ class AvatarCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: object) -> bool:
+        """Held, fresh or not; does not count as a use."""
+        return key in self._entries
+
     def keys(self) -> list[Key]:
         """Least recently used first."""
         return list(self._entries)
