@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests.fakeqlogo_fixture import start_fake_qlogo
+from tests.server_fixture import RunningServer
+
 STRICT = os.environ.get("QQAVATAR_STRICT") == "1"
 
 
@@ -27,9 +30,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 # --- real processes: the fake qlogo and a qqavatar server ------------------------------------
-
-from tests.fakeqlogo_fixture import start_fake_qlogo  # noqa: E402
-from tests.server_fixture import RunningServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

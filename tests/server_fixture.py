@@ -63,7 +63,7 @@ class RunningServer:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "qqavatar", *args], env=self.env,
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, check=False)
 
     def create_app(self, name: str = "test", *, sign_required: bool = False) -> dict[str, Any]:
         args = ["app", "create", name, "--json"] + (["--sign-required"] if sign_required else [])

@@ -213,6 +213,19 @@ def test_fifty_concurrent_misses_make_one_upstream_request(fake: RunningFake) ->
     assert fake.stats()["requests"] == 1
 
 
+def test_a_burst_of_distinct_misses_all_succeed(fake: RunningFake) -> None:
+    # More callers than the in-flight gate: they queue and are served in turn.
+    numbers = [str(n) for n in range(300001, 300221) if n % 10]  # no defaults
+
+    async def test(svc: AvatarService) -> None:
+        results = await asyncio.gather(*(svc.get("user", n, 40) for n in numbers))
+        assert [r.body for r in results] == [avatar_bytes("user", n, 0, 40) for n in numbers]
+        assert svc.upstream_requests == len(numbers)
+
+    with_service(fake, test)
+    assert fake.stats()["requests"] == len(numbers)
+
+
 def test_concurrent_failures_make_one_upstream_request(fake: RunningFake) -> None:
     fake.fault("error500", delay_ms=100)
 

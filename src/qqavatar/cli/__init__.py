@@ -74,7 +74,7 @@ _workers = click.option("--workers", default=1, show_default=True, type=click.In
 @_host
 @_port
 @_workers
-@click.option("--demo", is_flag=True, help="Serve against a built-in fake qlogo (no internet needed).")
+@click.option("--demo", is_flag=True, help="Serve against a built-in fake qlogo (works offline).")
 def serve(host: str, port: int, workers: int, demo: bool) -> None:
     """Start the API server."""
     if demo:

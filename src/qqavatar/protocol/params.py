@@ -17,7 +17,9 @@ from . import errors
 
 _TRUE_WORDS = frozenset({"ok", "true", "success", "on", "yes"})
 # PHP 8's numeric strings: optional surrounding whitespace, sign, decimal or exponent.
-_PHP_NUMERIC = re.compile(r"[ \t\n\r\v\f]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?[ \t\n\r\v\f]*")
+_PHP_NUMERIC = re.compile(
+    r"[ \t\n\r\v\f]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?[ \t\n\r\v\f]*"
+)
 NUMBER_PATTERN = re.compile(r"[1-9][0-9]{4,11}")
 
 

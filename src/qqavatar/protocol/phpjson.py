@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 _EXTRA_ESCAPES = str.maketrans({"/": "\\/", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_str = json.encoder.encode_basestring
 
 
 def encode_str(value: str) -> str:

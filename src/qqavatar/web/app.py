@@ -14,9 +14,10 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 
 from ..avatars import AvatarService
-from ..gateway import ApiCall, ApiReply, Gateway
-from ..protocol import errors
+from ..calls import ApiReply, ApiRequest
+from ..gateway import Gateway
 from ..protocol.errors import ApiError
+from ..runtime import Runtime
 from ..settings import Settings
 from ..store.apps import AppRegistry, AppStore
 from ..store.db import make_engine, migrate
@@ -49,9 +50,7 @@ class QQAvatarApp:
             ttl=settings.cache_ttl,
             default_ttl=settings.cache_default_ttl,
         )
-        self.gateway = Gateway(
-            apps=registry, avatars=avatars, mirror_status=settings.http_status == "mirror"
-        )
+        self.gateway = Gateway(Runtime(settings=settings, apps=registry, avatars=avatars))
         self._closers = [registry.stop, avatars.aclose, engine.dispose]
 
     async def shutdown(self) -> None:
@@ -106,11 +105,11 @@ class QQAvatarApp:
             return
         if service is None:
             service = params.get("service") or params.get("s") or ""
-        if_none_match = None
-        for name, value in scope["headers"]:
-            if name == b"if-none-match":
-                if_none_match = value.decode("latin-1")
-        reply = await self.gateway.handle(ApiCall(service, params, if_none_match))
+        headers = {name.decode("latin-1"): value.decode("latin-1")
+                   for name, value in scope["headers"]}
+        client = scope.get("client")
+        request = ApiRequest(service, params, headers, client[0] if client else None, method)
+        reply = await self.gateway.handle(request)
         await _send(send, scope, reply)
 
 
@@ -120,7 +119,8 @@ def _not_found() -> ApiReply:
 
 def _method_not_allowed(method: str) -> ApiReply:
     body = f"Method {method[:16]} Not Allowed".encode("ascii", "replace")
-    return ApiReply(405, "text/plain; charset=utf-8", body, [("Allow", ", ".join(_ALLOWED_METHODS))])
+    allow = [("Allow", ", ".join(_ALLOWED_METHODS))]
+    return ApiReply(405, "text/plain; charset=utf-8", body, allow)
 
 
 async def _send(send: Send, scope: Scope, reply: ApiReply) -> None:

@@ -85,7 +85,7 @@ async def _parse_multipart(scope: Scope, body: bytes) -> dict[str, str]:
 
     try:
         form = await Request(scope, replay).form(max_files=16, max_fields=MAX_PARAMS)
-    except Exception:  # starlette raises its own HTTPException for malformed bodies
+    except Exception:  # noqa: BLE001 - starlette raises assorted errors for malformed bodies
         raise errors.client_error(400, "multipart请求体格式不正确") from None
     try:
         return {name: value for name, value in form.items() if isinstance(value, str)}

@@ -1,0 +1,75 @@
+"""Plain values that travel through one API call: the request, the call, the result, the reply."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .services import Service
+
+
+class AppLike(Protocol):
+    @property
+    def app_key(self) -> str: ...
+    @property
+    def app_secret(self) -> str: ...
+    @property
+    def sign_required(self) -> bool: ...
+
+
+@dataclass(slots=True)
+class ApiRequest:
+    """What the web layer hands over: no HTTP parsing is left to do after this."""
+
+    service: str                      # as named by the URL or `service`/`s`; "" → Site.Index
+    params: dict[str, str]
+    headers: Mapping[str, str] = field(default_factory=dict)  # lowercase names
+    client: str | None = None         # peer address
+    method: str = "GET"
+
+
+@dataclass(slots=True)
+class Call:
+    """An authenticated call to one service, its parameters parsed by the service's rules."""
+
+    service: Service
+    values: dict[str, Any]
+    request: ApiRequest
+    app: AppLike | None
+    image_mode: bool
+    member: str | None = None         # uuid, set by the session guard when the pair holds
+
+
+@dataclass(slots=True)
+class ApiReply:
+    status: int
+    content_type: str
+    body: bytes
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Result:
+    """What a handler answers: `data` for the envelope, or a complete `reply` (an image)."""
+
+    data: bytes = b"{}"
+    err_code: int = 0
+    http_status: int | None = None    # the status of an image-mode failure (502, 504, 404 …)
+    reply: ApiReply | None = None
+    cache: str | None = None          # where an avatar came from: HIT, MISS, STALE, REVALIDATED
+    upstream_fetch: bool = False
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One answered call, as statistics and metrics see it."""
+
+    service: str                      # canonical name, or the unknown name as asked
+    app_key: str | None               # a known app only
+    ret: int
+    err_code: int = 0
+    cache: str | None = None
+    upstream_fetch: bool = False
+    member: str | None = None         # uuid of a member whose session held

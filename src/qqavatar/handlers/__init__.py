@@ -1,0 +1,1 @@
+"""Service handlers: `async def handler(runtime, call) -> Result`, one module per family."""

@@ -1,0 +1,18 @@
+"""App.Site.Index: what this server is and which services it offers (no app needed)."""
+
+from __future__ import annotations
+
+from .. import __version__
+from ..calls import Call, Result
+from ..protocol.phpjson import dumps
+from ..runtime import Runtime
+
+
+async def site_index(runtime: Runtime, call: Call) -> Result:
+    from ..services import SERVICES  # the table imports this module
+
+    return Result(data=dumps({
+        "name": "qqavatar",
+        "version": __version__,
+        "services": [service.name for service in SERVICES.values()],
+    }))
