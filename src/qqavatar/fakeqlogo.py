@@ -76,6 +76,7 @@ FaultMode = Literal[
 FAULT_MODES: frozenset[str] = frozenset(get_args(FaultMode))
 
 Kind = Literal["user", "group"]
+Headers = list[tuple[bytes, bytes]]
 
 # Modes that answer slowly or not at all, and must notice when the client gives up.
 _NEED_WATCHER = frozenset({"hang", "drip", "huge", "reset"})
@@ -192,7 +193,8 @@ class FakeQlogo:
             return
         target = _route(path, parse_qs(scope["query_string"].decode("latin-1")))
         if isinstance(target, str):
-            await _send(send, 400 if target.startswith("bad") else 404, b"text/plain", target.encode())
+            status = 400 if target.startswith("bad") else 404
+            await _send(send, status, b"text/plain", target.encode())
             return
         kind, number, size = target
         self.requests += 1
@@ -218,7 +220,7 @@ class FakeQlogo:
         elif mode == "hang":
             await gone.wait()
         elif mode == "html":
-            await _send(send, 200, b"text/html; charset=utf-8", b"<html><body>502 Bad Gateway</body></html>")
+            await _send(send, 200, b"text/html; charset=utf-8", b"<html><body>oops</body></html>")
         elif mode == "notimage":
             await _send(send, 200, b"image/jpeg", b"this is not an image at all " * 40)
         elif mode == "huge":
@@ -232,7 +234,7 @@ class FakeQlogo:
             else:
                 await _send(send, 200, ctype, body, headers)
 
-    def _image(self, kind: Kind, number: str, size: int) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]]:
+    def _image(self, kind: Kind, number: str, size: int) -> tuple[bytes, bytes, Headers]:
         version = self.versions[number]
         modified = [(b"last-modified", _last_modified(number, version))]
         if number.endswith("0"):
@@ -340,7 +342,7 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 async def _send(send: Send, status: int, ctype: bytes, body: bytes,
-                headers: list[tuple[bytes, bytes]] | None = None) -> None:
+                headers: Headers | None = None) -> None:
     await send({
         "type": "http.response.start",
         "status": status,
@@ -369,10 +371,11 @@ async def _stream_huge(send: Send, gone: asyncio.Event) -> None:
 
 
 async def _drip(send: Send, gone: asyncio.Event, ctype: bytes, body: bytes,
-                headers: list[tuple[bytes, bytes]]) -> None:
+                headers: Headers) -> None:
     await send({
         "type": "http.response.start", "status": 200,
-        "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *headers],
+        "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
+                    *headers],
     })
     for start in range(0, len(body), DRIP_CHUNK):
         if gone.is_set():
@@ -552,7 +555,8 @@ def spawn(host: str = "127.0.0.1", port: int = 0, *, timeout: float = 15) -> Run
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m qqavatar.fakeqlogo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m qqavatar.fakeqlogo",
+                                     description="A fake of Tencent's qlogo avatar CDN.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     args = parser.parse_args(argv)

@@ -1,17 +1,26 @@
-"""The components one running server shares; handlers and guards take what they need."""
+"""The components one running server shares; handlers, guards and features take what they need."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .avatars import AvatarService
 from .calls import AppLike
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
 
 class AppLookup(Protocol):
     def get(self, app_key: str) -> AppLike | None: ...
+
+
+Closer = Callable[[], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -19,3 +28,10 @@ class Runtime:
     settings: Settings
     apps: AppLookup
     avatars: AvatarService
+    engine: AsyncEngine | None = None
+    closers: list[Closer] = field(default_factory=list)  # run in reverse order at shutdown
+
+
+# A feature starts with the server: it may add components to the runtime, guards and
+# observers to the gateway, and closers to `runtime.closers`. Listed in qqavatar.features.
+Feature = Callable[[Runtime, "Gateway"], Awaitable[None]]

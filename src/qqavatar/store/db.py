@@ -90,4 +90,4 @@ def _upgrade_head(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")  # features add their own branches off 0001

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 
+from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from ..avatars import AvatarService
 from ..calls import ApiReply, ApiRequest
+from ..features import FEATURES
 from ..gateway import Gateway
 from ..protocol.errors import ApiError
 from ..runtime import Runtime
@@ -22,6 +23,7 @@ from ..settings import Settings
 from ..store.apps import AppRegistry, AppStore
 from ..store.db import make_engine, migrate
 from .request import parse_query, read_params
+from .routes import ROUTES
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,8 @@ class QQAvatarApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.gateway: Gateway | None = None
-        self._closers: list[Any] = []
+        self.runtime: Runtime | None = None
+        self.pages = Starlette(routes=ROUTES)
 
     async def startup(self) -> None:
         settings = self.settings
@@ -50,11 +53,19 @@ class QQAvatarApp:
             ttl=settings.cache_ttl,
             default_ttl=settings.cache_default_ttl,
         )
-        self.gateway = Gateway(Runtime(settings=settings, apps=registry, avatars=avatars))
-        self._closers = [registry.stop, avatars.aclose, engine.dispose]
+        runtime = Runtime(settings=settings, apps=registry, avatars=avatars, engine=engine,
+                          closers=[engine.dispose, avatars.aclose, registry.stop])
+        self.runtime = runtime
+        self.gateway = Gateway(runtime)
+        for start in FEATURES:
+            await start(runtime, self.gateway)
+        self.pages.state.runtime = runtime
+        self.pages.state.gateway = self.gateway
 
     async def shutdown(self) -> None:
-        for close in self._closers:
+        if self.runtime is None:
+            return
+        for close in reversed(self.runtime.closers):
             try:
                 await close()
             except Exception:
@@ -90,7 +101,7 @@ class QQAvatarApp:
         else:
             match = _API_PATH.fullmatch(path)
             if match is None:
-                await _send(send, scope, _not_found())
+                await self.pages(scope, receive, send)
                 return
             service = match.group(1).replace("/", ".")
         method = scope["method"]
@@ -111,10 +122,6 @@ class QQAvatarApp:
         request = ApiRequest(service, params, headers, client[0] if client else None, method)
         reply = await self.gateway.handle(request)
         await _send(send, scope, reply)
-
-
-def _not_found() -> ApiReply:
-    return ApiReply(404, "text/plain; charset=utf-8", b"Not Found")
 
 
 def _method_not_allowed(method: str) -> ApiReply:
