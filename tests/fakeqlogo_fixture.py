@@ -9,13 +9,9 @@ docstring of `qqavatar.fakeqlogo`.
 
 from __future__ import annotations
 
-import atexit
-
 from qqavatar.fakeqlogo import FakeStats, FaultMode, RunningFake, serve_in_thread, spawn
 
 __all__ = ["FakeStats", "FaultMode", "RunningFake", "start_fake_qlogo"]
-
-_running: list[RunningFake] = []
 
 
 def start_fake_qlogo(*, in_thread: bool = False) -> RunningFake:
@@ -23,14 +19,6 @@ def start_fake_qlogo(*, in_thread: bool = False) -> RunningFake:
 
     By default a child process (`python -m qqavatar.fakeqlogo`), so it is unaffected by
     the test's own event loops and servers; `in_thread=True` starts in ~10 ms instead of
-    ~0.5 s. Call `stop()` when done; anything left running is stopped at exit.
+    ~0.5 s. Call `stop()` when done; a child process left running is stopped at exit.
     """
-    fake = serve_in_thread() if in_thread else spawn()
-    _running.append(fake)
-    return fake
-
-
-@atexit.register
-def _stop_all() -> None:
-    for fake in _running:
-        fake.stop()
+    return serve_in_thread() if in_thread else spawn()

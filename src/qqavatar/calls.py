@@ -60,6 +60,7 @@ class Result:
     reply: ApiReply | None = None
     cache: str | None = None          # where an avatar came from: HIT, MISS, STALE, REVALIDATED
     upstream_fetch: bool = False
+    upstream_ms: float | None = None  # time spent waiting for qlogo (cache misses only)
 
 
 @dataclass(slots=True)
@@ -73,3 +74,4 @@ class Outcome:
     cache: str | None = None
     upstream_fetch: bool = False
     member: str | None = None         # uuid of a member whose session held
+    upstream_ms: float | None = None  # time spent waiting for qlogo (cache misses only)

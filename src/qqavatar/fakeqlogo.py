@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import io
@@ -528,6 +529,7 @@ def spawn(host: str = "127.0.0.1", port: int = 0, *, timeout: float = 15) -> Run
     )
 
     def stop() -> None:
+        atexit.unregister(stop)
         proc.terminate()
         try:
             proc.wait(timeout=5)
@@ -536,6 +538,8 @@ def spawn(host: str = "127.0.0.1", port: int = 0, *, timeout: float = 15) -> Run
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+    atexit.register(stop)  # a caller that crashes before stop() leaves no orphan behind
 
     # readline() blocks, so read in a helper thread to be able to give up.
     lines: list[str] = []

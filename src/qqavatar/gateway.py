@@ -93,6 +93,9 @@ class Gateway:
             result = await service.handler(self.runtime, call)
         except ApiError as error:
             outcome.ret = error.ret
+            if outcome.app_key is None and shape.secret is not None:
+                # A known app whose call failed its rules or sign: still that app's traffic.
+                outcome.app_key = params.get("app_key")
             self._observe(outcome)
             return self._error(shape, error)
         except Exception:  # a bug must not become a stack trace on the wire
@@ -103,6 +106,7 @@ class Gateway:
         outcome.err_code = result.err_code
         outcome.cache = result.cache
         outcome.upstream_fetch = result.upstream_fetch
+        outcome.upstream_ms = result.upstream_ms
         self._observe(outcome)
         return self._reply(shape, result)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import re
 import socket
@@ -11,13 +10,13 @@ import sys
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
 from qqavatar.fakeqlogo import HUGE_BYTES, RunningFake, serve_in_thread
+from tests.fakeqlogo_fixture import start_fake_qlogo
 
 
 @pytest.fixture(scope="module")
@@ -262,20 +261,9 @@ def test_serve_in_thread_picks_a_free_port_and_stops() -> None:
         httpx.get(running.url + "/_fake/stats", trust_env=False)
 
 
-def load_fixture_module() -> object:
-    # tests/ is not a package, so load the shared helper by path.
-    path = Path(__file__).resolve().parents[1] / "fakeqlogo_fixture.py"
-    spec = importlib.util.spec_from_file_location("fakeqlogo_fixture", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("in_thread", [False, True])
 def test_the_shared_fixture_helper(in_thread: bool) -> None:
-    helper = load_fixture_module()
-    fake: RunningFake = helper.start_fake_qlogo(in_thread=in_thread)  # type: ignore[attr-defined]
+    fake = start_fake_qlogo(in_thread=in_thread)
     try:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", fake.url)
         httpx.get(fake.group_url.format(group=20002, size=100), trust_env=False)
