@@ -110,8 +110,11 @@ class QQAvatarApp:
             return
         try:
             params = await read_params(scope, receive)
-        except ApiError as error:  # the body was unreadable: answer from the query alone
-            query = parse_query(scope.get("query_string", b""))
+        except ApiError as error:  # unreadable: shape the error from the query if it parses
+            try:
+                query = parse_query(scope.get("query_string", b""))
+            except ApiError:
+                query = {}
             await _send(send, scope, self.gateway.reject(query, error))
             return
         if service is None:
