@@ -21,7 +21,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_listening(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def wait_until_listening(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    # Generous: two imports of the whole app (server, then worker) take 15 s on a loaded box.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -36,7 +37,8 @@ def wait_until_listening(url: str, proc: subprocess.Popen[bytes], timeout: float
 
 class RunningServer:
     def __init__(self, data_dir: Path, upstream: str, extra_env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), global_args: tuple[str, ...] = ()) -> None:
+        """`args` follow `serve`; `global_args` precede it (`--config FILE`)."""
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -46,13 +48,18 @@ class RunningServer:
             "QQAVATAR_UPSTREAM_USER_URL": upstream + "/g?b=qq&nk={qq}&s={size}",
             "QQAVATAR_UPSTREAM_GROUP_URL": upstream + "/gh/{group}/{group}/{size}/",
             "QQAVATAR_UPSTREAM_TIMEOUT": "1",
+            # Tests that inject a fault, then clear it, expect the next call to reach the
+            # upstream again: no remembered failures unless a test asks for them (the
+            # negative cache has its own tests, tests/integration/test_avatar_policy.py).
+            "QQAVATAR_NEGATIVE_TTL": "0",
             **(extra_env or {}),
         }
         self.log_path = data_dir / "server.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qqavatar", "serve", "--port", str(self.port), *args],
+            [sys.executable, "-m", "qqavatar", *global_args, "serve", "--port", str(self.port),
+             *args],
             env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
         )
         wait_until_listening(self.url + "/", self.proc)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from .protocol.envelope import Digest
     from .services import Service
 
 
@@ -28,6 +29,7 @@ class ApiRequest:
     headers: Mapping[str, str] = field(default_factory=dict)  # lowercase names
     client: str | None = None         # peer address
     method: str = "GET"
+    scheme: str = "http"              # as the client sees it (uvicorn applies proxy headers)
 
 
 @dataclass(slots=True)
@@ -61,6 +63,8 @@ class Result:
     cache: str | None = None          # where an avatar came from: HIT, MISS, STALE, REVALIDATED
     upstream_fetch: bool = False
     upstream_ms: float | None = None  # time spent waiting for qlogo (cache misses only)
+    headers: tuple[tuple[str, str], ...] = ()  # extra headers of an envelope answer (X-Cache)
+    data_md5: Digest | None = None    # md5 state of `data`, kept per avatar: `_auth` reuses it
 
 
 @dataclass(slots=True)
@@ -75,3 +79,4 @@ class Outcome:
     upstream_fetch: bool = False
     member: str | None = None         # uuid of a member whose session held
     upstream_ms: float | None = None  # time spent waiting for qlogo (cache misses only)
+    duration: float = 0.0             # seconds from the gateway taking the call to its answer

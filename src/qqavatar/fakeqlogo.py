@@ -73,6 +73,7 @@ FaultMode = Literal[
     "drip",      # a valid image, one small chunk every 200 ms
     "slow",      # a normal answer after delay_ms
     "change",    # every fetch bumps the number's version: a new image each time
+    "nohd",      # no HD avatar: size 640 is the default image, smaller sizes are real
 ]
 FAULT_MODES: frozenset[str] = frozenset(get_args(FaultMode))
 
@@ -83,6 +84,7 @@ Headers = list[tuple[bytes, bytes]]
 _NEED_WATCHER = frozenset({"hang", "drip", "huge", "reset"})
 
 MAX_SIZE = 1000
+HD_SIZE = 640  # qlogo's HD size: users who never uploaded one get the default there
 HUGE_BYTES = 5 * 1024 * 1024
 DRIP_CHUNK = 16
 DRIP_INTERVAL = 0.2
@@ -229,16 +231,17 @@ class FakeQlogo:
         elif mode == "reset":
             await _reset_connection(send, gone)
         else:
-            ctype, body, headers = self._image(kind, number, size)
+            ctype, body, headers = self._image(kind, number, size, hd=mode != "nohd")
             if mode == "drip":
                 await _drip(send, gone, ctype, body, headers)
             else:
                 await _send(send, 200, ctype, body, headers)
 
-    def _image(self, kind: Kind, number: str, size: int) -> tuple[bytes, bytes, Headers]:
+    def _image(self, kind: Kind, number: str, size: int,
+               hd: bool = True) -> tuple[bytes, bytes, Headers]:
         version = self.versions[number]
         modified = [(b"last-modified", _last_modified(number, version))]
-        if number.endswith("0"):
+        if number.endswith("0") or (size == HD_SIZE and not hd):
             return b"image/jpeg", penguin_bytes(size), DEFAULT_HEADERS + modified
         ctype = b"image/jpeg" if int(number[-1]) <= 4 else b"image/png"
         return ctype, avatar_bytes(kind, number, version, size), REAL_HEADERS + modified

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .calls import ApiReply, ApiRequest, AppLike, Call, Outcome, Result
 from .protocol import errors
-from .protocol.envelope import envelope, is_valid_callback, jsonp
+from .protocol.envelope import Digest, envelope, is_valid_callback, jsonp
 from .protocol.errors import ApiError
 from .protocol.params import parse, parse_bool
 from .protocol.sign import verify_sign
@@ -75,6 +75,15 @@ class Gateway:
         return self._error(self._shape(params), error)
 
     async def handle(self, request: ApiRequest) -> ApiReply:
+        return await self._handle(request, None)
+
+    async def handle_as(self, app: AppLike, request: ApiRequest) -> ApiReply:
+        """A call the server makes for `app` (a private link's view): no `app_key` or `sign`
+        is asked of the request; rules, guards, handler and observers run as for any call."""
+        return await self._handle(request, app)
+
+    async def _handle(self, request: ApiRequest, on_behalf_of: AppLike | None) -> ApiReply:
+        started = time.perf_counter()
         params = request.params
         shape = self._shape(params)
         outcome = Outcome(service=canonical_name(request.service or "App.Site.Index"),
@@ -84,30 +93,35 @@ class Gateway:
             outcome.service = service.name
             if service.image:
                 shape.image_mode = parse_bool(params.get("output", "1"))
-            call = self._authenticate(shape, service, request)
+            if on_behalf_of is None:
+                call = self._authenticate(shape, service, request)
+            else:
+                call = self._on_behalf(shape, service, request, on_behalf_of)
             if call.app is not None:
                 outcome.app_key = call.app.app_key
             for guard in self.guards:
                 await guard(call)
             outcome.member = call.member
             result = await service.handler(self.runtime, call)
+            outcome.member = call.member  # a handler may name the member (App.User.Login)
         except ApiError as error:
             outcome.ret = error.ret
             if outcome.app_key is None and shape.secret is not None:
                 # A known app whose call failed its rules or sign: still that app's traffic.
-                outcome.app_key = params.get("app_key")
-            self._observe(outcome)
+                known = self.runtime.apps.get(params.get("app_key") or "")
+                outcome.app_key = known.app_key if known is not None else None
+            self._observe(outcome, started)
             return self._error(shape, error)
         except Exception:  # a bug must not become a stack trace on the wire
             log.exception("unhandled error in %s", request.service)
             outcome.ret = 500
-            self._observe(outcome)
+            self._observe(outcome, started)
             return self._error(shape, errors.server_error("内部错误，请稍后重试"))
         outcome.err_code = result.err_code
         outcome.cache = result.cache
         outcome.upstream_fetch = result.upstream_fetch
         outcome.upstream_ms = result.upstream_ms
-        self._observe(outcome)
+        self._observe(outcome, started)
         return self._reply(shape, result)
 
     def _authenticate(self, shape: _Shape, service: Service, request: ApiRequest) -> Call:
@@ -128,7 +142,17 @@ class Gateway:
         _check_sign(app, params, common["sign"])
         return Call(service, common | values, request, app, shape.image_mode)
 
-    def _observe(self, outcome: Outcome) -> None:
+    def _on_behalf(self, shape: _Shape, service: Service, request: ApiRequest,
+                   app: AppLike) -> Call:
+        shape.secret = app.app_secret
+        params = {**request.params, "app_key": app.app_key}
+        values = parse(params, COMMON_RULES)
+        values.update(parse(params, service.rules))
+        return Call(service, values, request, app, shape.image_mode)
+
+    def _observe(self, outcome: Outcome, started: float | None = None) -> None:
+        if started is not None:
+            outcome.duration = time.perf_counter() - started
         for observer in self.observers:
             try:
                 observer(outcome)
@@ -139,16 +163,21 @@ class Gateway:
         if result.reply is not None:
             return result.reply
         status = result.http_status if shape.image_mode else None
-        return self._envelope(shape, 200, result.data, "", http_status=status)
+        reply = self._envelope(shape, 200, result.data, "", http_status=status,
+                               prehashed=result.data_md5)
+        reply.headers.extend(result.headers)
+        return reply
 
     def _error(self, shape: _Shape, error: ApiError) -> ApiReply:
         status = error.ret if shape.image_mode else None
         return self._envelope(shape, error.ret, b"{}", error.msg, http_status=status)
 
     def _envelope(
-        self, shape: _Shape, ret: int, data: bytes, msg: str, *, http_status: int | None = None
+        self, shape: _Shape, ret: int, data: bytes, msg: str, *, http_status: int | None = None,
+        prehashed: Digest | None = None,
     ) -> ApiReply:
-        body = data if shape.return_data else envelope(ret, data, msg, shape.t, shape.secret)
+        body = data if shape.return_data else envelope(ret, data, msg, shape.t, shape.secret,
+                                                       prehashed)
         content_type = JSON_TYPE
         if shape.callback is not None:
             body, content_type = jsonp(shape.callback, body), JSONP_TYPE

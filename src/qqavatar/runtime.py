@@ -14,6 +14,10 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .gateway import Gateway
+    from .limits.quota import QuotaBook
+    from .links import LinkRegistry
+    from .members.service import MemberService
+    from .stats.collector import StatsCollector
 
 
 class AppLookup(Protocol):
@@ -30,6 +34,10 @@ class Runtime:
     avatars: AvatarService
     engine: AsyncEngine | None = None
     closers: list[Closer] = field(default_factory=list)  # run in reverse order at shutdown
+    links: LinkRegistry | None = None  # set by the private links feature
+    stats: StatsCollector | None = None  # set by the statistics feature
+    members: MemberService | None = None  # set by the members feature
+    quotas: QuotaBook | None = None  # set by the limits feature: calls today / this month
 
 
 # A feature starts with the server: it may add components to the runtime, guards and

@@ -1,19 +1,38 @@
-"""One typed settings object, read from `QQAVATAR_*` environment variables.
+"""One typed settings object, read from `QQAVATAR_*` environment variables and an optional
+TOML file (`qqavatar --config FILE` / `QQAVATAR_CONFIG`); the environment wins over the file.
+Unknown keys and bad values raise `config.ConfigError` with a one-line message (see config.py).
 
 Byte sizes accept plain integers or a unit suffix (`64MiB`, `2MB`, `512k`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from .config import ConfigError, ConfigFileSource, check_environment, explain
+from .limits.values import clean_cidrs, join_list
 
 DEFAULT_USER_URL = "https://q1.qlogo.cn/g?b=qq&nk={qq}&s={size}"
 DEFAULT_GROUP_URL = "https://p.qlogo.cn/gh/{group}/{group}/{size}/"
+DEFAULT_USER_ALTERNATES = (
+    "https://q2.qlogo.cn/g?b=qq&nk={qq}&s={size}",
+    "https://q3.qlogo.cn/g?b=qq&nk={qq}&s={size}",
+    "https://q4.qlogo.cn/g?b=qq&nk={qq}&s={size}",
+    "https://q.qlogo.cn/headimg_dl?dst_uin={qq}&spec={size}&img_type=jpg",
+)
 
 _UNITS = {
     "": 1, "b": 1,
@@ -37,6 +56,57 @@ def parse_byte_size(value: object) -> object:
 ByteSize = Annotated[int, BeforeValidator(parse_byte_size), Field(ge=0)]
 
 
+def parse_public_url(value: str | None) -> str | None:
+    """`https://avatar.example.com/` → `https://avatar.example.com`; "" counts as unset."""
+    if not value:
+        return None
+    parsed = urlsplit(value.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query \
+            or parsed.fragment:
+        raise ValueError(f"not an http(s) base URL: {value!r} (try https://avatar.example.com)")
+    return value.strip().rstrip("/")
+
+
+PublicUrl = Annotated[str | None, AfterValidator(parse_public_url)]
+
+
+def _clean_cidr_list(value: str) -> str:
+    return join_list(clean_cidrs(value))
+
+
+CidrList = Annotated[str, AfterValidator(_clean_cidr_list)]  # "10.0.0.0/8,127.0.0.1/32"
+
+
+def parse_url_list(value: object) -> object:
+    """Avatar URL templates: a JSON list, or comma-separated; "" is an empty list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list of URL templates: {exc}") from None
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+def check_templates(value: list[str] | None) -> list[str] | None:
+    for template in value or ():
+        if not template.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL template: {template!r}")
+        try:
+            template.format(qq="10001", group="10001", number="10001", size=100)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"bad URL template {template!r}: use {{qq}} and {{size}} "
+                             f"({exc!r})") from None
+    return value
+
+
+# NoDecode: the environment's text goes to parse_url_list as is (not decoded as JSON first).
+UrlList = Annotated[list[str] | None, NoDecode, BeforeValidator(parse_url_list),
+                    AfterValidator(check_templates)]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QQAVATAR_", extra="ignore")
 
@@ -53,8 +123,68 @@ class Settings(BaseSettings):
     cache_ttl: int = Field(default=86400, ge=0)
     cache_default_ttl: int = Field(default=600, ge=0)
 
+    # Avatar cache policy and upstream resilience (README "Cache policy").
+    # Tried in turn after upstream_user_url; unset: see `upstream_user_alternates`.
+    upstream_user_urls: UrlList = None
+    negative_ttl: int = Field(default=30, ge=0)   # s an upstream failure is remembered per avatar
+    stale_ttl: int = Field(default=86400, ge=0)   # s past expiry served STALE while refreshing
+    stale_if_error_ttl: int = Field(default=7 * 86400, ge=0)  # s past expiry served on failure
+    circuit_threshold: int = Field(default=10, ge=1)  # different avatars failing in a row
+    circuit_cooldown: float = Field(default=30.0, gt=0)  # s of failing fast before a probe
+    disk_cache_dir: Path | None = None            # unset: no disk tier
+    disk_cache_max_bytes: ByteSize = 1024**3
+
     admin_token: str | None = None
     http_status: Literal["200", "mirror"] = "200"
+
+    # Members and per-app limits (README "Members and limits").
+    token_ttl: int = Field(default=30 * 86400, ge=1)  # seconds a login session holds
+    # Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: CidrList = ""
+    rate_limit_storage: str = "memory://"  # a `limits` storage URI, e.g. redis://host:6379
+
+    # Operating it: logs, metrics, readiness (see README "Operating it").
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto: JSON unless stderr is a tty
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = False             # one log line per request; off on the hot path
+    metrics_dir: Path | None = None      # multi-worker metrics files; unset: a temporary dir
+    ready_timeout: float = Field(default=2.0, gt=0)  # seconds per /readyz check
+
+    # Base of private link URLs as the public reaches this server (behind a proxy);
+    # unset: each request's own scheme and Host.
+    public_url: PublicUrl = None
+    demo: bool = False  # `qqavatar demo` sets it: demo pages such as /demo/comments
+
+    def __init__(self, **values: Any) -> None:
+        check_environment(type(self).model_fields)
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise explain(exc, type(self), values) from None
+        except SettingsError as exc:  # e.g. a list setting whose env value is not JSON
+            raise ConfigError(str(exc).splitlines()[0]) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Strongest first: arguments, environment, then the config file.
+        return (init_settings, env_settings, ConfigFileSource(settings_cls),
+                dotenv_settings, file_secret_settings)
+
+    @property
+    def upstream_user_alternates(self) -> list[str]:
+        """User templates tried after `upstream_user_url`: those configured, or, when the
+        primary is Tencent's default, Tencent's other hosts. A custom primary (a mirror, a
+        test double) gets none unless configured: no silent detour to the internet."""
+        if self.upstream_user_urls is not None:
+            return [url for url in self.upstream_user_urls if url != self.upstream_user_url]
+        return list(DEFAULT_USER_ALTERNATES) if self.upstream_user_url == DEFAULT_USER_URL else []
 
     @property
     def effective_database_url(self) -> str:

@@ -169,7 +169,7 @@ def test_json_answer(server: RunningServer, app: dict[str, Any]) -> None:
     response = call(server, app, qq="10004", size="140", output="0")
     reply = envelope(response)
     assert list(reply) == ["ret", "data", "msg", "_t", "_auth"]
-    assert list(reply["data"]) == ["err_code", "err_msg", "img", "is_default", "content_type"]
+    assert list(reply["data"]) == ["err_code", "err_msg", "img", "is_default", "content_type", "size"]
     assert (reply["ret"], reply["msg"], reply["data"]["err_code"], reply["data"]["err_msg"]) == (
         200, "", 0, "")
     assert reply["data"]["is_default"] is False
@@ -208,7 +208,7 @@ def test_error_envelope_has_auth_when_app_known(server: RunningServer, app: dict
 def test_return_data(server: RunningServer, app: dict[str, Any]) -> None:
     response = call(server, app, qq="10006", output="0", return_data="1")
     data = envelope(response)
-    assert list(data) == ["err_code", "err_msg", "img", "is_default", "content_type"]
+    assert list(data) == ["err_code", "err_msg", "img", "is_default", "content_type", "size"]
     assert envelope(call(server, app, qq="bad", output="0", return_data="1")) == {}
 
 

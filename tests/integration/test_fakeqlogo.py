@@ -15,7 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from qqavatar.fakeqlogo import HUGE_BYTES, RunningFake, serve_in_thread
+from qqavatar.fakeqlogo import HUGE_BYTES, RunningFake, avatar_bytes, penguin_bytes, serve_in_thread
 from tests.fakeqlogo_fixture import start_fake_qlogo
 
 
@@ -223,6 +223,18 @@ def test_change_gives_a_new_image_every_time(fake: RunningFake, client: httpx.Cl
     assert client.get("/g?b=qq&nk=10001&s=40").content == second.content  # the version sticks
     fake.reset()
     assert client.get("/g?b=qq&nk=10001&s=40").content == before.content
+
+
+def test_nohd_makes_640_the_default_and_leaves_smaller_sizes_real(
+        fake: RunningFake, client: httpx.Client) -> None:
+    fake.fault("nohd", numbers=["10001"])
+    hd = client.get("/g?b=qq&nk=10001&s=640")
+    assert (hd.headers["x-info"], hd.headers["cache-control"]) == ("notexist:-109", "no-cache")
+    assert hd.content == penguin_bytes(640)
+    small = client.get("/headimg_dl?dst_uin=10001&spec=140")
+    assert small.headers["x-info"] == "real data"
+    assert small.content == avatar_bytes("user", "10001", 0, 140)
+    assert client.get("/g?b=qq&nk=10002&s=640").headers["x-info"] == "real data"
 
 
 # --- running it --------------------------------------------------------------------------

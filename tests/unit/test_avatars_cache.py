@@ -11,7 +11,7 @@ def avatar(size: int = 1000, *, lifetime: int = 60, now: float = 0.0, fill: byte
 
 
 def key(n: int) -> Key:
-    return ("user", str(10000 + n), 100)
+    return ("user", str(10000 + n), 100, "")
 
 
 def test_entry_cost_counts_body_base64_and_overhead() -> None:
@@ -43,13 +43,30 @@ def test_a_miss_is_none() -> None:
     assert AvatarCache(10_000).get(key(0), now=0) is None
 
 
-def test_expired_entries_are_dropped_when_met() -> None:
+def test_expired_entries_are_not_fresh_but_kept_for_stale_answers() -> None:
     cache = AvatarCache(100_000)
-    cache.put(key(0), avatar(lifetime=60, now=100))
-    assert cache.get(key(0), now=159.9) is not None
+    kept = avatar(lifetime=60, now=100)
+    cache.put(key(0), kept)
+    assert cache.get(key(0), now=159.9) is kept
     assert cache.get(key(0), now=160) is None
-    assert len(cache) == 0
+    assert cache.lookup(key(0)) is kept  # any age: what stale-while-revalidate answers with
+    assert len(cache) == 1
+    cache.discard(key(0))
     assert cache.total_bytes == 0
+
+
+def test_lookup_is_a_use_and_peek_is_not() -> None:
+    cost = entry_cost(avatar())
+    cache = AvatarCache(max_bytes=cost * 2)
+    cache.put(key(0), avatar())
+    cache.put(key(1), avatar())
+    assert cache.peek(key(0)) is not None
+    cache.put(key(2), avatar())
+    assert cache.keys() == [key(1), key(2)]  # peeking key(0) did not save it
+    assert cache.lookup(key(1)) is not None
+    cache.put(key(3), avatar())
+    assert cache.keys() == [key(1), key(3)]
+    assert cache.lookup(key(0)) is None and cache.peek(key(0)) is None
 
 
 def test_an_entry_bigger_than_the_bound_is_not_cached() -> None:

@@ -21,15 +21,22 @@ def encode(fmt: str, size: tuple[int, int] = (40, 40)) -> bytes:
     ("WEBP", "image/webp"), ("BMP", "image/bmp"),
 ])
 def test_each_web_format_is_served_with_its_type(fmt: str, mime: str) -> None:
-    assert validate(encode(fmt), mime) == mime
+    info = validate(encode(fmt), mime)
+    assert (info.content_type, info.format) == (mime, fmt.lower())
+    assert (info.width, info.height, info.size) == (40, 40, 40)
 
 
 def test_upstream_parameters_and_case_are_normalised() -> None:
-    assert validate(encode("JPEG"), "Image/JPEG; charset=binary") == "image/jpeg"
+    assert validate(encode("JPEG"), "Image/JPEG; charset=binary").content_type == "image/jpeg"
 
 
 def test_a_wrong_image_type_is_corrected_from_the_decoded_format() -> None:
-    assert validate(encode("PNG"), "image/jpeg") == "image/png"
+    info = validate(encode("PNG"), "image/jpeg")
+    assert (info.content_type, info.format) == ("image/png", "png")
+
+
+def test_size_is_the_larger_side() -> None:
+    assert validate(encode("PNG", (30, 50)), "image/png").size == 50
 
 
 @pytest.mark.parametrize("ctype", ["text/html", "application/octet-stream", "", None])

@@ -130,7 +130,7 @@ def test_cache_stays_within_its_byte_bound_in_lru_order(fake: RunningFake) -> No
             assert svc.cache.total_bytes <= svc.cache.max_bytes
         assert 2 <= len(svc.cache) < 20
         kept = svc.cache.keys()
-        assert kept == [("user", str(n), 100) for n in range(10031 - len(kept), 10031)]
+        assert kept == [("user", str(n), 100, "") for n in range(10031 - len(kept), 10031)]
         # Touch the oldest; the next insert evicts the one after it instead.
         oldest, second = kept[0], kept[1]
         assert svc.cached(*oldest) is not None
@@ -169,7 +169,7 @@ def test_an_expired_avatar_is_fetched_again(fake: RunningFake, monkeypatch: pyte
         assert b.expires_at == 1120.0
         assert svc.upstream_requests == 2
 
-    with_service(fake, test, ttl=60)
+    with_service(fake, test, ttl=60, stale_ttl=0)  # no stale answers: wait for the refresh
     assert fake.count("user", "10001", 100) == 2
 
 
@@ -192,7 +192,7 @@ def test_a_changed_avatar_shows_after_expiry(fake: RunningFake, monkeypatch: pyt
         clock[0] = 61
         return first, cached, await svc.get("user", "10002", 100)
 
-    first, cached, fresh = with_service(fake, test, ttl=60)
+    first, cached, fresh = with_service(fake, test, ttl=60, stale_ttl=0)
     assert cached is first
     assert fresh.etag != first.etag
 
@@ -282,7 +282,7 @@ def test_the_fetch_completes_into_the_cache_when_every_caller_left(fake: Running
     ("hang", -2, 504),
     ("drip", -2, 504),
 ])
-def test_each_fault_is_an_upstream_error_and_is_not_cached(
+def test_each_fault_is_an_upstream_error_and_is_not_cached_as_an_avatar(
         fake: RunningFake, mode: FaultMode, code: int, status: int) -> None:
     fake.fault(mode)
     timeout = 0.5
@@ -297,12 +297,12 @@ def test_each_fault_is_an_upstream_error_and_is_not_cached(
         assert elapsed < 2 * timeout + 0.5  # hang: the read timeout; drip: the total cap
         assert svc.cached("user", "10001", 100) is None
         assert len(svc.cache) == 0
-        # The failure is not remembered: once qlogo is well again, so are we.
+        # With the negative cache off, once qlogo is well again, so are we.
         fake.fault("none")
         assert (await svc.get("user", "10001", 100)).content_type == "image/jpeg"
         assert svc.upstream_requests == 2
 
-    with_service(fake, test, timeout=timeout)
+    with_service(fake, test, timeout=timeout, negative_ttl=0)
 
 
 def test_error_messages() -> None:

@@ -175,6 +175,11 @@ def test_public_dict() -> None:
         "sign_required",
         "created_at",
         "updated_at",
+        "daily_quota",
+        "monthly_quota",
+        "rate_limit",
+        "ip_allow",
+        "domains",
     ]
     assert "app_secret" not in record.public_dict(with_secret=False)
 

@@ -60,14 +60,15 @@ async def test_sqlite_creates_directory_and_uses_wal(tmp_path: Path) -> None:
         await engine.dispose()
 
 
-def _head() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+def _head() -> set[str]:
+    """Every branch's head: features add their own branches off 0001."""
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    assert heads
+    return heads
 
 
-def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+def _current(connection: Connection) -> set[str]:
+    return set(MigrationContext.configure(connection).get_current_heads())
 
 
 def _schema_diff(connection: Connection) -> list[object]:

@@ -1,11 +1,16 @@
-"""QQ avatars from qlogo: fetched once, validated, cached in memory, shared by concurrent callers.
+"""QQ avatars from qlogo: fetched once, validated, cached (memory, optionally disk), shared by
+concurrent callers, kept fresh by the policy in service.py.
 
-The web layer calls `AvatarService.cached` first (sync, O(1)) and `await get` on a miss;
-failures arrive as `UpstreamError` with the `err_code`/`err_msg` to put in `data`.
+The web layer calls `AvatarService.cached` first (sync, O(1)) and `await fetch` on a miss;
+failures arrive as `AvatarError` (`UpstreamError`, `NoAvatar`) with the `err_code`/`err_msg`
+to put in `data`.
 """
 
-from .errors import UpstreamError
-from .model import Avatar, Kind
-from .service import AvatarService
+from .breaker import CircuitState
+from .errors import AvatarError, CacheState, NoAvatar, UpstreamError
+from .images import OUTPUT_FORMATS
+from .model import Avatar, Kind, Served
+from .service import DEFAULTS, AvatarService
 
-__all__ = ["Avatar", "AvatarService", "Kind", "UpstreamError"]
+__all__ = ["DEFAULTS", "OUTPUT_FORMATS", "Avatar", "AvatarError", "AvatarService", "CacheState",
+           "CircuitState", "Kind", "NoAvatar", "Served", "UpstreamError"]

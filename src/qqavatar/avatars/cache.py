@@ -1,4 +1,8 @@
-"""An LRU of avatars bounded by the bytes they hold, not by their number."""
+"""An LRU of avatars bounded by the bytes they hold, not by their number.
+
+Expired entries stay until the LRU evicts them or the service drops them: they are what
+stale-while-revalidate and stale-if-error answer with.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ def entry_cost(avatar: Avatar) -> int:
 
 
 class AvatarCache:
-    """`get` and `put` are O(1); expired entries are dropped when met, or evicted as LRU."""
+    """`get`, `lookup` and `put` are O(1); entries leave by LRU eviction or `discard`."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -37,13 +41,21 @@ class AvatarCache:
     def get(self, key: Key, now: float) -> Avatar | None:
         """The fresh avatar for `key`, marked as most recently used, or None."""
         avatar = self._entries.get(key)
-        if avatar is None:
-            return None
-        if avatar.expires_at <= now:
-            self.discard(key)
+        if avatar is None or avatar.expires_at <= now:
             return None
         self._entries.move_to_end(key)
         return avatar
+
+    def lookup(self, key: Key) -> Avatar | None:
+        """The avatar for `key` fresh or expired, marked as most recently used, or None."""
+        avatar = self._entries.get(key)
+        if avatar is not None:
+            self._entries.move_to_end(key)
+        return avatar
+
+    def peek(self, key: Key) -> Avatar | None:
+        """Like `lookup`, but not a use: the LRU order stays as it is."""
+        return self._entries.get(key)
 
     def put(self, key: Key, avatar: Avatar) -> bool:
         """Store `avatar`, evicting the least recently used; False if it alone exceeds the bound."""

@@ -7,6 +7,8 @@ from collections.abc import Callable, Coroutine, Hashable
 from functools import partial
 from typing import Any, Generic, TypeVar
 
+from .. import probes
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -25,13 +27,29 @@ class SingleFlight(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._tasks
+
     async def run(self, key: K, work: Callable[[], Coroutine[Any, Any, V]]) -> V:
+        if key in self._tasks:
+            probes.flight_joined()  # metrics: a caller sharing work already under way
+        return await asyncio.shield(self._task(key, work))
+
+    def start(self, key: K, work: Callable[[], Coroutine[Any, Any, V]]) -> bool:
+        """Start the work for `key` unless it runs already, without waiting for it (a
+        background refresh); True when this call started it."""
+        if key in self._tasks:
+            return False
+        self._task(key, work)
+        return True
+
+    def _task(self, key: K, work: Callable[[], Coroutine[Any, Any, V]]) -> asyncio.Task[V]:
         task = self._tasks.get(key)
         if task is None:
             task = asyncio.get_running_loop().create_task(work(), name=f"single-flight {key!r}")
             self._tasks[key] = task
             task.add_done_callback(partial(self._done, key))
-        return await asyncio.shield(task)
+        return task
 
     def _done(self, key: K, task: asyncio.Task[V]) -> None:
         if self._tasks.get(key) is task:

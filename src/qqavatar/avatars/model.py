@@ -4,33 +4,77 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Literal
 
+from .errors import CacheState
+
 Kind = Literal["user", "group"]
-Key = tuple[Kind, str, int]  # (kind, number, size)
+# (kind, number, size, variant). The variant is "" for the upstream's own image, a format
+# name ("webp") for a transcoded copy, "identicon.<format>" for a generated default.
+Key = tuple[Kind, str, int, str]
+
+Header = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
 class Avatar:
     body: bytes            # image bytes exactly as served
     content_type: str      # validated against the decoded format
-    is_default: bool       # upstream said X-Info notexist: Tencent's default image
+    is_default: bool       # the number has no avatar of its own (qlogo said X-Info notexist)
     etag: str              # strong, quoted: '"<32 hex>"'
     b64_json: bytes        # base64 of body with "/" as "\/", as PHP's json_encode writes it
     expires_at: float      # time.monotonic() deadline
-    max_age: int           # seconds left at creation, for Cache-Control
+    max_age: int           # seconds of freshness it was given (0: not to be cached)
+    size: int = 0          # pixel size actually served (HD fallback: smaller than asked)
+    format: str = ""       # short format name: jpeg, png, gif, webp, bmp, avif
+    modified_at: int = 0   # Unix time for Last-Modified: the upstream's, or our first fetch
+    source: str = ""       # a transcoded or generated copy: ETag of the original it came from
+    revalidated: bool = False  # refreshed in the background, not yet answered with
+    # ETag, Last-Modified, X-Avatar-Default, X-Avatar-Size: the same for every answer.
+    image_headers: tuple[Header, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_headers", (
+            ("ETag", self.etag),
+            ("Last-Modified", formatdate(self.modified_at, usegmt=True)),
+            ("X-Avatar-Default", "1" if self.is_default else "0"),
+            ("X-Avatar-Size", str(self.size)),
+        ))
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """An avatar with where it came from (`X-Cache`) and whether the upstream was asked."""
+
+    avatar: Avatar
+    cache: CacheState
+    upstream_fetch: bool = False
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
 
 def make_avatar(body: bytes, content_type: str, *, is_default: bool, lifetime: int,
-                now: float) -> Avatar:
-    """Compute the per-avatar strings once, so every answer is a lookup and a join."""
+                now: float, size: int = 0, format: str = "", modified_at: int = 0,
+                source: str = "", etag: str | None = None,
+                expires_at: float | None = None) -> Avatar:
+    """Compute the per-avatar strings once, so every answer is a lookup and a join.
+
+    Fresh for `lifetime` seconds from `now`, unless `expires_at` says otherwise (a copy
+    derived from another avatar, or one read back from disk, keeps its original's)."""
     return Avatar(
         body=body,
         content_type=content_type,
         is_default=is_default,
-        etag='"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"',
+        etag=etag_of(body) if etag is None else etag,
         b64_json=base64.b64encode(body).replace(b"/", b"\\/"),
-        expires_at=now + lifetime,
+        expires_at=now + lifetime if expires_at is None else expires_at,
         max_age=lifetime,
+        size=size,
+        format=format,
+        modified_at=modified_at,
+        source=source,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -28,6 +29,7 @@ class Fetched:
     content_type: str
     x_info: str
     max_age: int | None  # from Cache-Control, when upstream gave one
+    last_modified: int | None = None  # Unix time of Last-Modified, when upstream gave one
 
 
 def parse_max_age(cache_control: str | None) -> int | None:
@@ -35,17 +37,29 @@ def parse_max_age(cache_control: str | None) -> int | None:
     return int(match[1]) if match else None
 
 
+def parse_http_date(value: str | None) -> int | None:
+    """`Sun, 06 Nov 1994 08:49:37 GMT` → 784111777; None for anything unreadable."""
+    if not value:
+        return None
+    try:
+        return int(parsedate_to_datetime(value).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
 class Upstream:
     """One shared HTTP client (pooled keep-alive connections) for every avatar fetch.
 
     `timeout` bounds connecting and each read; the whole fetch, queueing included, is
     capped at twice that, so a server that drips a byte now and then cannot hold a
-    request forever.
+    request forever. A caller trying several upstreams in turn passes one `deadline`
+    (event-loop time) for all of them.
     """
 
     def __init__(self, *, timeout: float, max_bytes: int,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.max_bytes = max_bytes
+        self.timeout = timeout
         self.total_timeout = timeout * 2
         self._gate = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._client = httpx.AsyncClient(
@@ -61,13 +75,25 @@ class Upstream:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def fetch(self, url: str) -> Fetched:
+    async def fetch(self, url: str, deadline: float | None = None) -> Fetched:
+        loop = asyncio.get_running_loop()
+        limit = loop.time() + self.total_timeout
+        if deadline is not None:
+            limit = min(limit, deadline)
+        sent_at: float | None = None
         try:
             # Waiting for the gate counts: a caller's wait is bounded whatever the load.
-            async with asyncio.timeout(self.total_timeout), self._gate:
+            async with asyncio.timeout_at(limit), self._gate:
+                sent_at = loop.time()
                 return await self._fetch(url)
         except (TimeoutError, httpx.TimeoutException) as exc:
-            raise UpstreamError(TIMEOUT, detail=f"{url}: {exc!r}") from None
+            error = UpstreamError(TIMEOUT, detail=f"{url}: {exc!r}")
+            # Blame the upstream (its circuit breaker counts it) only when it had a fair
+            # chance: a read/connect timeout, or a whole `timeout` since the request went.
+            # Time spent queued behind our own gate means we are the bottleneck.
+            error.upstream_at_fault = isinstance(exc, httpx.TimeoutException) or (
+                sent_at is not None and loop.time() - sent_at >= self.timeout)
+            raise error from None
         except httpx.TransportError as exc:  # connect refused, reset, protocol errors
             raise UpstreamError(CONNECT, detail=f"{url}: {exc!r}") from None
         except httpx.HTTPError as exc:  # bad content encoding, redirect loops
@@ -95,4 +121,5 @@ class Upstream:
                 content_type=content_type,
                 x_info=response.headers.get("x-info", ""),
                 max_age=parse_max_age(response.headers.get("cache-control")),
+                last_modified=parse_http_date(response.headers.get("last-modified")),
             )

@@ -11,16 +11,27 @@ from .. import __version__
 from ..settings import Settings
 from ..store.apps import AppRecord, AppStore
 from ..store.db import make_engine, migrate
+from ..web.servers import DEFAULT_SERVER, SERVERS, ServerName, run_granian
 from .apps import app as app_group
+from .config import MainGroup, config_command, config_file_option
+from .consumer import fetch as fetch_command
+from .consumer import get as get_command
+from .serving import prepare_server, server_options
+from .stats import stats as stats_command
 
 
-@click.group()
+@click.group(cls=MainGroup)
+@config_file_option
 @click.version_option(__version__, prog_name="qqavatar")
 def main() -> None:
     """Self-hosted, YesApi-compatible QQ avatar API."""
 
 
 main.add_command(app_group)
+main.add_command(get_command)
+main.add_command(fetch_command)
+main.add_command(stats_command)
+main.add_command(config_command)
 
 
 async def _first_app(settings: Settings) -> tuple[AppRecord, bool]:
@@ -37,7 +48,7 @@ async def _first_app(settings: Settings) -> tuple[AppRecord, bool]:
         await engine.dispose()
 
 
-def _serve(host: str, port: int, workers: int) -> None:
+def _serve(host: str, port: int, workers: int, server: ServerName = DEFAULT_SERVER) -> None:
     import uvicorn
 
     settings = Settings()
@@ -53,43 +64,61 @@ def _serve(host: str, port: int, workers: int) -> None:
     else:
         click.echo(f"  app_key of '{first.name}': {first.app_key}")
     click.echo(f"  try: {base}/?s=App.QQ.UserImage&app_key={first.app_key}&qq=10001")
+    if settings.demo:
+        click.echo(f"  demo page with private avatar links: {base}/demo/comments")
+    log_config = prepare_server(settings, workers)  # metrics files and logging, for workers
+    if server == "granian":
+        run_granian(host, port, workers, log_config)
+        return
     uvicorn.run(
         "qqavatar.web.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
-        access_log=False,
+        log_level=settings.log_level,
+        log_config=log_config,
+        access_log=False,  # ours is QQAVATAR_ACCESS_LOG (uvicorn's would log app_keys)
         server_header=False,
+        # X-Forwarded-For/-Proto are believed only from QQAVATAR_TRUSTED_PROXIES (never
+        # uvicorn's default of loopback): the client address feeds the IP allow-lists.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies,
     )
 
 
 _host = click.option("--host", default="127.0.0.1", show_default=True)
 _port = click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 _workers = click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+_server = click.option("--server", default=DEFAULT_SERVER, show_default=True,
+                       type=click.Choice(SERVERS),
+                       help="HTTP server: granian (RSGI) or uvicorn (ASGI).")
 
 
 @main.command()
 @_host
 @_port
 @_workers
+@_server
 @click.option("--demo", is_flag=True, help="Serve against a built-in fake qlogo (works offline).")
-def serve(host: str, port: int, workers: int, demo: bool) -> None:
+@server_options
+def serve(host: str, port: int, workers: int, server: ServerName, demo: bool) -> None:
     """Start the API server."""
     if demo:
         _start_fake_upstream()
-    _serve(host, port, workers)
+    _serve(host, port, workers, server)
 
 
 @main.command()
 @_host
 @_port
 @_workers
-def demo(host: str, port: int, workers: int) -> None:
+@_server
+@server_options
+def demo(host: str, port: int, workers: int, server: ServerName) -> None:
     """Start the API server against a built-in fake qlogo: real answers, offline."""
     _start_fake_upstream()
-    _serve(host, port, workers)
+    _serve(host, port, workers, server)
 
 
 def _start_fake_upstream() -> None:
@@ -99,6 +128,7 @@ def _start_fake_upstream() -> None:
     fake = serve_in_thread()
     os.environ["QQAVATAR_UPSTREAM_USER_URL"] = f"{fake.url}/g?b=qq&nk={{qq}}&s={{size}}"
     os.environ["QQAVATAR_UPSTREAM_GROUP_URL"] = f"{fake.url}/gh/{{group}}/{{group}}/{{size}}/"
+    os.environ["QQAVATAR_DEMO"] = "1"  # demo pages such as /demo/comments
     click.echo(f"demo: fake qlogo on {fake.url} (numbers ending in 0 have no avatar)")
 
 

@@ -18,6 +18,14 @@ import click
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from qqavatar.limits.values import (
+    MAX_RATE_LIMIT,
+    clean_cidrs,
+    clean_domains,
+    clean_limit,
+    split_list,
+)
+from qqavatar.links.store import LinkKeyStore
 from qqavatar.settings import Settings
 from qqavatar.store.apps import AppRecord, AppStore
 from qqavatar.store.db import make_engine, migrate
@@ -70,9 +78,53 @@ def echo_record(record: AppRecord, *, with_secret: bool = True) -> None:
         ("sign_required", "yes" if record.sign_required else "no"),
         ("created_at", format_time(record.created_at)),
         ("updated_at", format_time(record.updated_at)),
+        ("daily_quota", _or_none(record.daily_quota)),
+        ("monthly_quota", _or_none(record.monthly_quota)),
+        ("rate_limit", _or_none(record.rate_limit, "/s")),
+        ("ip_allow", ", ".join(record.ip_allow) or "none"),
+        ("domains", ", ".join(record.domains) or "none"),
     ]
     for label, value in lines:
         click.echo(f"{label:<14} {value}")
+
+
+def _or_none(limit: int | None, unit: str = "") -> str:
+    return "none" if limit is None else f"{limit}{unit}"
+
+
+def limit_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    """A count limit: a whole number; 0 or `none` clears it (given back as 0)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text == "none":
+        return 0
+    if not text.isdecimal() or not text.isascii():
+        raise click.BadParameter(f"{value!r} is not a whole number (or 0 / none to clear)")
+    return int(text)
+
+
+def list_option(_ctx: click.Context, _param: click.Parameter,
+                value: str | None) -> list[str] | None:
+    """A comma-separated list; an empty value or `none` clears it (given back as [])."""
+    return None if value is None else split_list(value)
+
+
+def _check_limits(daily_quota: int | None, monthly_quota: int | None, rate_limit: int | None,
+                  ip_allow: list[str] | None, domains: list[str] | None) -> None:
+    """The store's own checks, run first so that an error names its option."""
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("--daily-quota", lambda: clean_limit(daily_quota, "daily quota")),
+        ("--monthly-quota", lambda: clean_limit(monthly_quota, "monthly quota")),
+        ("--rate-limit", lambda: clean_limit(rate_limit, "rate limit", MAX_RATE_LIMIT)),
+        ("--ip-allow", lambda: clean_cidrs(ip_allow or ())),
+        ("--domains", lambda: clean_domains(domains or ())),
+    ]
+    for option, check in checks:
+        try:
+            check()
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from exc
 
 
 def normalise_key(app_key: str) -> str:
@@ -155,27 +207,50 @@ def show_command(app_key: str, as_json: bool) -> None:
 @click.option(
     "--rotate-secret", is_flag=True, help="Issue a new app_secret; the old one stops working."
 )
+@click.option("--daily-quota", callback=limit_option, metavar="N",
+              help="Calls allowed per day (UTC+8); more are ret 413. 0 or none: no quota.")
+@click.option("--monthly-quota", callback=limit_option, metavar="N",
+              help="Calls allowed per month (UTC+8); more are ret 413. 0 or none: no quota.")
+@click.option("--rate-limit", callback=limit_option, metavar="N",
+              help="Calls allowed per second; more are ret 408. 0 or none: no limit.")
+@click.option("--ip-allow", callback=list_option, metavar="CIDR[,CIDR…]",
+              help="Only these client addresses may call (others: ret 402). none: anyone.")
+@click.option("--domains", callback=list_option, metavar="HOST[,HOST…]",
+              help="Only requests to these Host names are served (others: ret 406). "
+                   "none: any host.")
 @json_option
 def update_command(
     app_key: str,
     name: str | None,
     sign_required: bool | None,
     rotate_secret: bool,
+    daily_quota: int | None,
+    monthly_quota: int | None,
+    rate_limit: int | None,
+    ip_allow: list[str] | None,
+    domains: list[str] | None,
     as_json: bool,
 ) -> None:
-    """Change an app's name, signing switch or secret."""
-    if name is None and sign_required is None and not rotate_secret:
+    """Change an app's name, signing switch, secret or limits."""
+    limits = (daily_quota, monthly_quota, rate_limit, ip_allow, domains)
+    if name is None and sign_required is None and not rotate_secret \
+            and all(limit is None for limit in limits):
         raise click.UsageError(
-            "nothing to change: give --name, --sign-required/--no-sign-required or --rotate-secret"
+            "nothing to change: give --name, --sign-required/--no-sign-required, "
+            "--rotate-secret, --daily-quota, --monthly-quota, --rate-limit, --ip-allow "
+            "or --domains"
         )
+    _check_limits(daily_quota, monthly_quota, rate_limit, ip_allow, domains)
     key = normalise_key(app_key)
     try:
         record = run_with_store(
             lambda store: store.update(
-                key, name=name, sign_required=sign_required, rotate_secret=rotate_secret
+                key, name=name, sign_required=sign_required, rotate_secret=rotate_secret,
+                daily_quota=daily_quota, monthly_quota=monthly_quota, rate_limit=rate_limit,
+                ip_allow=ip_allow, domains=domains,
             )
         )
-    except ValueError as exc:
+    except ValueError as exc:  # the limits were checked above: only the name is left
         raise click.BadParameter(str(exc), param_hint="--name") from exc
     if record is None:
         raise no_such_app(key)
@@ -203,3 +278,18 @@ def delete_command(app_key: str, yes: bool) -> None:
     if not run_with_store(lambda store: store.delete(key)):
         raise no_such_app(key)  # deleted by someone else meanwhile
     click.echo(f"Deleted app {key} ({record.name}).")
+
+
+@app.command("rotate-link-key")
+@click.argument("app_key")
+@json_option
+def rotate_link_key_command(app_key: str, as_json: bool) -> None:
+    """Give an app a new private-link key: every link made so far answers 404."""
+    key = normalise_key(app_key)
+    if not run_with_store(lambda store: LinkKeyStore(store.engine).rotate(key)):
+        raise no_such_app(key)
+    if as_json:
+        echo_json({"app_key": key, "link_key_rotated": True})
+    else:
+        click.echo(f"Rotated the link key of app {key}: its private links made so far stop "
+                   "working (within a second on running servers).")

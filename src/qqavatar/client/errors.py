@@ -3,8 +3,8 @@
     QQAvatarError
     ├── TransportError       the server could not be reached or the connection broke
     ├── ProtocolError        the answer is neither an envelope nor an image
-    ├── AuthMismatch         an envelope whose `_auth` does not hold for our secret
-    ├── ApiError             `ret` is not 200: `.ret`, `.msg`
+    ├── AuthMismatch         an answer (ret 200) whose `_auth` does not hold for our secret
+    ├── ApiError             `ret` is not 200: `.ret`, `.msg`, `.authentic`
     │   ├── ClientError      4xx, the request's fault (never retried)
     │   │   └── BadRequest 400, SessionExpired 401, IpForbidden 402, UnknownService 404,
     │   │       UnknownApp 406, RateLimited 408, BadSignature 409, QuotaExceeded 413
@@ -25,7 +25,15 @@ class QQAvatarError(Exception):
 
 
 class TransportError(QQAvatarError):
-    """No answer: connection refused or reset, a timeout. The httpx error is `__cause__`."""
+    """No answer: connection refused or reset, a timeout. The httpx error is `__cause__`.
+
+    `maybe_sent` is False when the request surely never reached the server (it could
+    not connect), so sending it again cannot do anything twice.
+    """
+
+    def __init__(self, message: str, *, maybe_sent: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
 
 
 class ProtocolError(QQAvatarError):
@@ -48,13 +56,22 @@ class AuthMismatch(QQAvatarError):
 
 
 class ApiError(QQAvatarError):
-    """The server refused the call: `ret` (not 200) and its message, verbatim."""
+    """The server refused the call: `ret` (not 200) and its message, verbatim.
 
-    def __init__(self, ret: int, msg: str, *, http_status: int | None = None) -> None:
+    `authentic` says whether the refusal's `_auth` held: None when it could not be
+    checked (no app_secret given, or the server refused before it knew the app).
+    A refusal is raised even when its `_auth` does not hold: the call failed either
+    way, and with a wrong app_secret the server's own word (`签名错误`) says more than
+    an AuthMismatch would.
+    """
+
+    def __init__(self, ret: int, msg: str, *, http_status: int | None = None,
+                 authentic: bool | None = None) -> None:
         super().__init__(f"ret {ret}: {msg}")
         self.ret = ret
         self.msg = msg
         self.http_status = http_status
+        self.authentic = authentic
 
 
 class ClientError(ApiError):
@@ -130,13 +147,15 @@ CLIENT_ERRORS: Mapping[int, type[ClientError]] = {
 }
 
 
-def api_error(ret: int, msg: str, *, http_status: int | None = None) -> ApiError:
+def api_error(ret: int, msg: str, *, http_status: int | None = None,
+              authentic: bool | None = None) -> ApiError:
     """The exception for an envelope whose `ret` is not 200."""
+    kind: type[ApiError] = ApiError
     if 400 <= ret < 500:
-        return CLIENT_ERRORS.get(ret, ClientError)(ret, msg, http_status=http_status)
-    if ret >= 500:
-        return ServerError(ret, msg, http_status=http_status)
-    return ApiError(ret, msg, http_status=http_status)
+        kind = CLIENT_ERRORS.get(ret, ClientError)
+    elif ret >= 500:
+        kind = ServerError
+    return kind(ret, msg, http_status=http_status, authentic=authentic)
 
 
 def service_error(err_code: int, err_msg: str, data: Mapping[str, Any],

@@ -1,39 +1,78 @@
-"""App.QQ.UserImage and App.QQ.GroupImage: the avatar as image bytes or base64 in `data`."""
+"""App.QQ.UserImage and App.QQ.GroupImage: the avatar as image bytes or base64 in `data`.
+
+Every answer says where the avatar came from in `X-Cache` (HIT, MISS, STALE, REVALIDATED;
+a failure remembered by the negative cache is a HIT). Image answers carry `ETag`,
+`Last-Modified`, `Cache-Control: public, max-age=<seconds of freshness left>` (0 for a
+stale copy), `X-Avatar-Size` (the pixel size actually served) and `X-Avatar-Default`, and
+answer `If-None-Match` (which wins, RFC 9110 §13.2.2) and `If-Modified-Since` with 304.
+
+No `Vary`: the answer depends on the URL's parameters only, never on request headers
+(`format` is a parameter, not negotiated from `Accept`); the conditional headers only
+choose between 200 and 304 of one representation.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
-from ..avatars import Avatar, UpstreamError
+from ..avatars import Avatar, AvatarError, CacheState, Kind, Served
+from ..avatars.upstream import parse_http_date
 from ..calls import ApiReply, Call, Result
 from ..protocol.phpjson import dumps, encode_str
 from ..runtime import Runtime
+from .digests import DataDigests
+
+_X_CACHE: dict[str, tuple[tuple[str, str], ...]] = {
+    state: (("X-Cache", state),) for state in ("HIT", "MISS", "STALE", "REVALIDATED")}
+_CONDITIONAL_METHODS = ("GET", "HEAD")
+DIGESTS = DataDigests()  # this process's md5 states of data JSON, for `_auth`
+
+
+async def fetch_avatar(runtime: Runtime, kind: Kind, number: str, size: int, fmt: str = "",
+                       default: str = "qq") -> Served:
+    """The avatar a call with these parameters shows, and where it came from (memory
+    first, then the avatar service's slow path). Raises `AvatarError`: `UpstreamError`
+    (err_code < 0) or `NoAvatar` (`default="404"`, err_code 1)."""
+    found = runtime.avatars.cached(kind, number, size, fmt, default)
+    if found is not None:
+        return Served(found, "HIT")
+    return await runtime.avatars.fetch(kind, number, size, fmt, default)
 
 
 async def avatar(runtime: Runtime, call: Call) -> Result:
+    values = call.values
     kind = call.service.avatar_kind
-    number, size = call.values[call.service.number_param], call.values["size"]
-    cache = "HIT"
-    waited: float | None = None  # ms spent on the upstream (statistics), misses only
+    number, size = values[call.service.number_param], values["size"]
+    fmt: str = values.get("format") or ""
+    default: str = values.get("default") or "qq"
+    found = runtime.avatars.cached(kind, number, size, fmt, default)
+    if found is not None:  # the hot path: no allocation beyond the answer
+        return _answer(call, found, "HIT", False, None)
+    started = time.perf_counter()
     try:
-        found = runtime.avatars.cached(kind, number, size)
-        if found is None:
-            cache = "MISS"
-            started = time.perf_counter()
-            try:
-                found = await runtime.avatars.get(kind, number, size)
-            finally:
-                waited = (time.perf_counter() - started) * 1000
-    except UpstreamError as failure:
+        served = await runtime.avatars.fetch(kind, number, size, fmt, default)
+    except AvatarError as failure:
+        waited = (time.perf_counter() - started) * 1000 if failure.upstream_fetch else None
         data = dumps({"err_code": failure.err_code, "err_msg": failure.err_msg, "img": ""})
         return Result(data=data, err_code=failure.err_code, http_status=failure.http_status,
-                      cache="MISS", upstream_fetch=True, upstream_ms=waited)
+                      cache=failure.cache, upstream_fetch=failure.upstream_fetch,
+                      upstream_ms=waited, headers=_X_CACHE[failure.cache])
+    waited = None
+    if served.upstream_fetch and served.cache in ("MISS", "REVALIDATED"):
+        waited = (time.perf_counter() - started) * 1000
+    return _answer(call, served.avatar, served.cache, served.upstream_fetch, waited)
+
+
+def _answer(call: Call, found: Avatar, cache: CacheState, upstream_fetch: bool,
+            waited: float | None) -> Result:
     if call.image_mode:
-        reply = image_reply(found, call.request.headers.get("if-none-match"))
-        return Result(reply=reply, cache=cache, upstream_fetch=cache == "MISS",
+        reply = image_reply(found, call.request.headers, cache, call.request.method)
+        return Result(reply=reply, cache=cache, upstream_fetch=upstream_fetch,
                       upstream_ms=waited)
-    return Result(data=avatar_data(found), cache=cache, upstream_fetch=cache == "MISS",
-                  upstream_ms=waited)
+    data = avatar_data(found)
+    return Result(data=data, cache=cache, upstream_fetch=upstream_fetch,
+                  upstream_ms=waited, headers=_X_CACHE[cache], data_md5=DIGESTS.of(found, data))
 
 
 def avatar_data(found: Avatar) -> bytes:
@@ -43,7 +82,7 @@ def avatar_data(found: Avatar) -> bytes:
         found.b64_json,
         b'","is_default":', b"true" if found.is_default else b"false",
         b',"content_type":', encode_str(found.content_type).encode("utf-8"),
-        b"}",
+        b',"size":%d}' % found.size,
     ))
 
 
@@ -56,13 +95,21 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     return False
 
 
-def image_reply(found: Avatar, if_none_match: str | None) -> ApiReply:
-    max_age = max(0, int(found.expires_at - time.monotonic()))
-    headers = [
-        ("ETag", found.etag),
-        ("Cache-Control", f"public, max-age={max_age}"),
-        ("X-Avatar-Default", "1" if found.is_default else "0"),
-    ]
-    if if_none_match is not None and etag_matches(if_none_match, found.etag):
-        return ApiReply(304, found.content_type, b"", headers)
-    return ApiReply(200, found.content_type, found.body, headers)
+def not_modified(found: Avatar, headers: Mapping[str, str]) -> bool:
+    """Does the client's copy match? If-None-Match when sent, else If-Modified-Since."""
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        return etag_matches(if_none_match, found.etag)
+    since = parse_http_date(headers.get("if-modified-since"))
+    return since is not None and found.modified_at <= since
+
+
+def image_reply(found: Avatar, headers: Mapping[str, str], cache: CacheState = "HIT",
+                method: str = "GET") -> ApiReply:
+    # A stale copy is answered once, not kept: caches must come back for the fresh one.
+    max_age = 0 if cache == "STALE" else max(0, int(found.expires_at - time.monotonic()))
+    reply_headers = [*found.image_headers, ("Cache-Control", f"public, max-age={max_age}"),
+                     ("X-Cache", cache)]
+    if method in _CONDITIONAL_METHODS and not_modified(found, headers):
+        return ApiReply(304, found.content_type, b"", reply_headers)
+    return ApiReply(200, found.content_type, found.body, reply_headers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Protocol
 
 from .phpjson import dumps, encode_str
 
@@ -15,14 +16,24 @@ CALLBACK_PATTERN = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.]{0,63}")
 EMPTY_DATA = b"{}"
 
 
-def auth(data_json: bytes, t: int, secret: str) -> str:
-    digest = hashlib.md5(data_json)
+class Digest(Protocol):
+    """A hashlib md5 object."""
+
+    def copy(self) -> Digest: ...
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+def auth(data_json: bytes, t: int, secret: str, prehashed: Digest | None = None) -> str:
+    """`prehashed`: an md5 state that has consumed exactly `data_json` (it is not changed)."""
+    digest = hashlib.md5(data_json) if prehashed is None else prehashed.copy()
     digest.update(str(t).encode("ascii"))
     digest.update(secret.encode("utf-8"))
     return digest.hexdigest()
 
 
-def envelope(ret: int, data_json: bytes, msg: str, t: int, secret: str | None) -> bytes:
+def envelope(ret: int, data_json: bytes, msg: str, t: int, secret: str | None,
+             prehashed: Digest | None = None) -> bytes:
     """The full body; `_auth` only when the app (its secret) is known."""
     parts = [
         b'{"ret":', str(ret).encode("ascii"),
@@ -31,7 +42,7 @@ def envelope(ret: int, data_json: bytes, msg: str, t: int, secret: str | None) -
         b',"_t":', str(t).encode("ascii"),
     ]
     if secret is not None:
-        parts += [b',"_auth":"', auth(data_json, t, secret).encode("ascii"), b'"']
+        parts += [b',"_auth":"', auth(data_json, t, secret, prehashed).encode("ascii"), b'"']
     parts.append(b"}")
     return b"".join(parts)
 

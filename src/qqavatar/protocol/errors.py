@@ -73,5 +73,17 @@ def session_expired() -> ApiError:
     return client_error(401, "登录会话已过期，请重新登录")
 
 
+def ip_forbidden() -> ApiError:
+    return client_error(402, "当前IP禁止访问")
+
+
+def rate_limited() -> ApiError:
+    return client_error(408, "请求过于频繁，请稍后再试")
+
+
+def quota_exhausted() -> ApiError:
+    return client_error(413, "接口调用次数已用完")
+
+
 def server_error(detail: str) -> ApiError:
     return ApiError(500, SERVER_PREFIX + detail)

@@ -35,6 +35,7 @@ class Rule:
     name: str
     required: bool = False
     default: Any = None
+    description: str = ""  # for the API docs (/docs, /openapi.json); no effect on parsing
 
     def convert(self, raw: str) -> Any:
         return raw
@@ -67,6 +68,10 @@ class Enum(Rule):
     options: tuple[int, ...] = ()
 
     def convert(self, raw: str) -> Any:
+        if raw.isdigit() and raw.isascii() and raw[0] != "0":  # "40": no regex needed
+            value = int(raw)
+            if value in self.options:
+                return value
         number = php_number(raw)
         for option in self.options:
             if number == option:
@@ -100,7 +105,14 @@ class Pattern(Rule):
         return raw
 
 
+# The spellings clients actually send, answered without the regex (hot path).
+_COMMON_BOOLS = {"0": False, "1": True, "": False, "true": True, "false": False}
+
+
 def parse_bool(raw: str) -> bool:
+    known = _COMMON_BOOLS.get(raw)
+    if known is not None:
+        return known
     number = php_number(raw)
     if number is not None:
         return number > 0

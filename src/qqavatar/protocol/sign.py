@@ -47,7 +47,12 @@ _sort_key = functools.cmp_to_key(_compare_keys)
 
 def compute_sign(params: Mapping[str, str], secret: str) -> str:
     """The signature a YesApi SDK sends for these parameters (`sign` itself excluded)."""
-    names = sorted((name for name in params if name != "sign"), key=_sort_key)
+    names = [name for name in params if name != "sign"]
+    if all(name.isascii() and (name[:1].isalpha() or name[:1] == "_") for name in names):
+        # No name can be numeric: PHP compares them as bytes, as Python's sort does.
+        names.sort()
+    else:
+        names.sort(key=_sort_key)
     text = "".join(params[name] for name in names) + secret
     return hashlib.md5(text.encode("utf-8", "replace")).hexdigest().upper()
 

@@ -14,13 +14,21 @@ import secrets
 import string
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from qqavatar.limits.values import (
+    MAX_QUOTA,
+    MAX_RATE_LIMIT,
+    clean_cidrs,
+    clean_domains,
+    clean_limit,
+    join_list,
+)
 from qqavatar.store.schema import APPS_VERSION, apps, meta
 
 log = logging.getLogger(__name__)
@@ -61,6 +69,12 @@ class AppRecord:
     sign_required: bool
     created_at: int
     updated_at: int
+    # Limits (qqavatar.limits): None / () is no limit.
+    daily_quota: int | None = None
+    monthly_quota: int | None = None
+    rate_limit: int | None = None           # calls per second
+    ip_allow: tuple[str, ...] = ()          # normalised CIDRs
+    domains: tuple[str, ...] = ()           # normalised host names
 
     def public_dict(self, *, with_secret: bool = True) -> dict[str, object]:
         """The record as JSON-ready data, optionally without the secret."""
@@ -72,7 +86,18 @@ class AppRecord:
             "sign_required": self.sign_required,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "daily_quota": self.daily_quota,
+            "monthly_quota": self.monthly_quota,
+            "rate_limit": self.rate_limit,
+            "ip_allow": list(self.ip_allow),
+            "domains": list(self.domains),
         }
+        return data
+
+    def row(self) -> dict[str, object]:
+        """The record as a row of the `apps` table."""
+        data = self.public_dict()
+        data["ip_allow"], data["domains"] = join_list(self.ip_allow), join_list(self.domains)
         return data
 
     @classmethod
@@ -84,7 +109,20 @@ class AppRecord:
             sign_required=bool(row.sign_required),
             created_at=int(row.created_at),
             updated_at=int(row.updated_at),
+            daily_quota=_optional_int(row.daily_quota),
+            monthly_quota=_optional_int(row.monthly_quota),
+            rate_limit=_optional_int(row.rate_limit),
+            ip_allow=_split(row.ip_allow),
+            domains=_split(row.domains),
         )
+
+
+def _optional_int(value: int | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _split(stored: str | None) -> tuple[str, ...]:
+    return tuple(stored.split(",")) if stored else ()
 
 
 async def _bump_version(connection: AsyncConnection) -> None:
@@ -101,6 +139,11 @@ class AppStore:
         self._engine = engine
         self._clock = clock  # replaceable for tests
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """For stores of things that belong to apps (e.g. link keys), in the same database."""
+        return self._engine
+
     async def create(self, name: str, *, sign_required: bool = False) -> AppRecord:
         now = int(self._clock())
         record = AppRecord(
@@ -112,7 +155,7 @@ class AppStore:
             updated_at=now,
         )
         async with self._engine.begin() as connection:
-            await connection.execute(insert(apps).values(**record.public_dict()))
+            await connection.execute(insert(apps).values(**record.row()))
             await _bump_version(connection)
         return record
 
@@ -134,9 +177,16 @@ class AppStore:
         name: str | None = None,
         sign_required: bool | None = None,
         rotate_secret: bool = False,
+        daily_quota: int | None = None,
+        monthly_quota: int | None = None,
+        rate_limit: int | None = None,
+        ip_allow: Sequence[str] | None = None,
+        domains: Sequence[str] | None = None,
     ) -> AppRecord | None:
         """Change the given fields; None if there is no such app.
 
+        A limit given as 0 (an empty list for `ip_allow`/`domains`) is cleared;
+        None leaves a field as it is. Bad values raise ValueError.
         With nothing to change, returns the app untouched (no version bump).
         """
         values: dict[str, object] = {}
@@ -146,6 +196,16 @@ class AppStore:
             values["sign_required"] = sign_required
         if rotate_secret:
             values["app_secret"] = new_app_secret()
+        limits = {"daily_quota": (daily_quota, MAX_QUOTA),
+                  "monthly_quota": (monthly_quota, MAX_QUOTA),
+                  "rate_limit": (rate_limit, MAX_RATE_LIMIT)}
+        for field, (limit, maximum) in limits.items():
+            if limit is not None:
+                values[field] = clean_limit(limit, field, maximum)
+        if ip_allow is not None:
+            values["ip_allow"] = join_list(clean_cidrs(ip_allow))
+        if domains is not None:
+            values["domains"] = join_list(clean_domains(domains))
         if not values:
             return await self.get(app_key)
         values["updated_at"] = int(self._clock())

@@ -8,7 +8,21 @@ free of time-zone questions.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Date, Integer, MetaData, String, Table, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
 
 # Stable constraint names, so later migrations can refer to them on every backend.
 metadata = MetaData(
@@ -30,6 +44,12 @@ apps = Table(
     Column("sign_required", Boolean, nullable=False, server_default=false()),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Per-app limits (qqavatar.limits); NULL / "" means no limit. Lists are comma-separated.
+    Column("daily_quota", BigInteger, nullable=True),
+    Column("monthly_quota", BigInteger, nullable=True),
+    Column("rate_limit", Integer, nullable=True),  # calls per second
+    Column("ip_allow", Text, nullable=False, server_default=""),  # CIDRs
+    Column("domains", Text, nullable=False, server_default=""),  # bound Host names
 )
 
 # Small integer counters. `apps_version` is bumped by every change to `apps`,
@@ -75,4 +95,56 @@ upstream_latency = Table(
     Column("day", Date, primary_key=True),
     Column("bucket", Integer, primary_key=True),
     Column("count", BigInteger, nullable=False),
+)
+
+# Members of an app (SPEC §6, qqavatar.members). `username_key` is the NFKC-casefolded
+# name, so "Alice" and "alice" are one account on every backend. `password_hash` is a
+# self-describing scrypt string (qqavatar.members.passwords), never the password.
+members = Table(
+    "members",
+    metadata,
+    Column("uuid", String(32), primary_key=True),
+    Column("app_key", String(32), ForeignKey("apps.app_key", ondelete="CASCADE"),
+           nullable=False),
+    Column("username", String(50), nullable=False),
+    Column("username_key", String(200), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_login_at", BigInteger, nullable=True),
+    UniqueConstraint("app_key", "username_key", name="uq_members_app_key_username_key"),
+)
+
+# Login sessions. Only the SHA-256 of a token is stored: a leaked table logs no one in.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("uuid", String(32), ForeignKey("members.uuid", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("app_key", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked", Boolean, nullable=False, server_default=false()),
+)
+
+# Calls counted against quotas (qqavatar.limits.quota): period `D2026-11-28` (a day) or
+# `M2026-11` (a month), in Asia/Shanghai time. No foreign key: a batch of counts must
+# still land when an app is deleted meanwhile.
+quota_usage = Table(
+    "quota_usage",
+    metadata,
+    Column("app_key", String(32), primary_key=True),
+    Column("period", String(16), primary_key=True),
+    Column("calls", BigInteger, nullable=False),
+)
+
+# Private avatar links (qqavatar.links): each app's 32-byte key sealing its link tokens.
+# Replacing a key kills all of that app's links; deleting the app deletes its key.
+app_link_keys = Table(
+    "app_link_keys",
+    metadata,
+    Column("app_key", String(32), ForeignKey("apps.app_key", ondelete="CASCADE"),
+           primary_key=True),
+    Column("link_key", LargeBinary(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )

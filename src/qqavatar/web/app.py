@@ -17,6 +17,7 @@ from ..avatars import AvatarService
 from ..calls import ApiReply, ApiRequest
 from ..features import FEATURES
 from ..gateway import Gateway
+from ..logs import REQUEST_ID, log_access, request_id_for, with_request_id
 from ..protocol.errors import ApiError
 from ..runtime import Runtime
 from ..settings import Settings
@@ -34,6 +35,7 @@ _ALLOWED_METHODS = ("GET", "POST", "HEAD")
 class QQAvatarApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.access_log = settings.access_log
         self.gateway: Gateway | None = None
         self.runtime: Runtime | None = None
         self.pages = Starlette(routes=ROUTES)
@@ -44,15 +46,7 @@ class QQAvatarApp:
         await migrate(engine)
         registry = AppRegistry(AppStore(engine))
         await registry.start()
-        avatars = AvatarService(
-            user_url=settings.upstream_user_url,
-            group_url=settings.upstream_group_url,
-            timeout=settings.upstream_timeout,
-            max_bytes=settings.upstream_max_bytes,
-            cache_max_bytes=settings.cache_max_bytes,
-            ttl=settings.cache_ttl,
-            default_ttl=settings.cache_default_ttl,
-        )
+        avatars = AvatarService.from_settings(settings)
         runtime = Runtime(settings=settings, apps=registry, avatars=avatars, engine=engine,
                           closers=[engine.dispose, avatars.aclose, registry.stop])
         self.runtime = runtime
@@ -73,7 +67,15 @@ class QQAvatarApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(scope, receive, send)
+            # Every log record of this request carries its id (each request is its own task).
+            token = REQUEST_ID.set(request_id_for(scope))
+            try:
+                if self.access_log:
+                    await log_access(self._http, scope, receive, send)
+                else:
+                    await self._http(scope, receive, send)
+            finally:
+                REQUEST_ID.reset(token)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
@@ -101,7 +103,7 @@ class QQAvatarApp:
         else:
             match = _API_PATH.fullmatch(path)
             if match is None:
-                await self.pages(scope, receive, send)
+                await self.pages(scope, receive, with_request_id(send))
                 return
             service = match.group(1).replace("/", ".")
         method = scope["method"]
@@ -122,7 +124,8 @@ class QQAvatarApp:
         headers = {name.decode("latin-1"): value.decode("latin-1")
                    for name, value in scope["headers"]}
         client = scope.get("client")
-        request = ApiRequest(service, params, headers, client[0] if client else None, method)
+        request = ApiRequest(service, params, headers, client[0] if client else None, method,
+                             scheme=scope.get("scheme", "http"))
         reply = await self.gateway.handle(request)
         await _send(send, scope, reply)
 
@@ -142,6 +145,9 @@ async def _send(send: Send, scope: Scope, reply: ApiReply) -> None:
         headers.append((b"content-length", str(len(reply.body)).encode("ascii")))
     headers += [(name.lower().encode("latin-1"), value.encode("latin-1"))
                 for name, value in reply.headers]
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id.encode("ascii")))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     body = b"" if scope["method"] == "HEAD" or reply.status == 304 else reply.body
     await send({"type": "http.response.body", "body": body})

@@ -9,4 +9,18 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from .admin import ROUTES as ADMIN_ROUTES
+from .demo import ROUTES as DEMO_ROUTES
+from .docs import ROUTES as DOCS_ROUTES
+from .links import ROUTES as LINK_ROUTES
+from .openapi import ROUTES as OPENAPI_ROUTES
+from .ops import ROUTES as OPS_ROUTES
+
 ROUTES: list[BaseRoute] = []
+
+ROUTES += OPENAPI_ROUTES
+ROUTES += DOCS_ROUTES
+ROUTES += LINK_ROUTES
+ROUTES += DEMO_ROUTES
+ROUTES += ADMIN_ROUTES
+ROUTES += OPS_ROUTES

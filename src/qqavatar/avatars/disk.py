@@ -1,0 +1,233 @@
+"""The optional disk tier (`QQAVATAR_DISK_CACHE_DIR`): memory → disk → upstream.
+
+Only the upstream's own images are kept (transcoded copies and identicons are cheap to
+make again); a restart reads them back instead of asking qlogo. One file per avatar,
+`<dir>/<kind>/<last two digits>/<number>-<size>.avatar`: a JSON header line (what the
+answer needs, the wall-clock expiry, and the ETag that doubles as a checksum), then the
+image bytes.
+
+- Writes are atomic: a temporary file in the same directory, then `os.replace`; a reader
+  sees the old file or the new one, never half of one.
+- A file that does not parse, or whose body does not hash to its ETag, is removed and
+  treated as absent.
+- The bound is `max_bytes` of files. Reading a file touches its mtime, so mtime order is
+  use order; past the bound the oldest files go until 90 % of it is left (the directory
+  is rescanned then, which also counts what other workers wrote).
+- Every file operation runs in a worker thread, never on the event loop. Writes are
+  fire-and-forget for the caller; `aclose` waits for those still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model import Key, etag_of
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".avatar"
+TMP_SUFFIX = ".tmp"
+STALE_TMP_SECONDS = 60  # a temporary file older than this is a crashed write's leftover
+EVICT_TO = 0.9
+VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DiskEntry:
+    body: bytes
+    content_type: str
+    is_default: bool
+    size: int
+    format: str
+    modified_at: int
+    expires_wall: float  # time.time() deadline of freshness
+    max_age: int
+    etag: str
+
+
+class DiskCache:
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.total_bytes = 0      # exact after a scan, kept up to date by our own writes
+        self.evictions = 0
+        self.corrupt = 0
+        self._scanned = False
+        self._lock = threading.Lock()  # the accounting, shared by the worker threads
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def path(self, key: Key) -> Path:
+        kind, number, size, variant = key
+        assert not variant and number.isascii() and number.isdigit(), key
+        return self.directory / kind / number[-2:] / f"{number}-{size}{SUFFIX}"
+
+    async def load(self, key: Key) -> DiskEntry | None:
+        return await asyncio.to_thread(self._read, key)
+
+    def save(self, key: Key, entry: DiskEntry) -> None:
+        """Write in the background; a failure is logged, never raised."""
+        self._background(self._write, key, entry)
+
+    def discard(self, key: Key) -> None:
+        self._background(self._remove, self.path(key))
+
+    async def flush(self) -> None:
+        """Wait for the writes started so far."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.flush()
+
+    def scan(self) -> None:
+        """Count what is on disk and sweep crashed writes' leftovers (blocking)."""
+        with self._lock:
+            self._scan()
+
+    # --- in worker threads ------------------------------------------------------------------
+
+    def _background(self, func: Callable[..., None], *args: object) -> None:
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(func, *args))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _read(self, key: Key) -> DiskEntry | None:
+        path = self.path(key)
+        try:
+            with open(path, "rb") as file:
+                raw = file.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("disk cache: cannot read %s: %s", path, exc)
+            return None
+        entry = _decode(raw, key)
+        if entry is None:
+            self.corrupt += 1
+            log.warning("disk cache: removing corrupt file %s", path)
+            self._remove(path)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: evicted last
+        return entry
+
+    def _write(self, key: Key, entry: DiskEntry) -> None:
+        path = self.path(key)
+        data = _encode(entry, key)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}{TMP_SUFFIX}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as file:
+                file.write(data)
+            try:
+                replaced = path.stat().st_size
+            except FileNotFoundError:
+                replaced = 0
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("disk cache: cannot write %s: %s", path, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return
+        with self._lock:
+            if not self._scanned:
+                self._scan()  # counts the file just written too
+            else:
+                self.total_bytes += len(data) - replaced
+            if self.total_bytes > self.max_bytes:
+                self._evict()
+
+    def _remove(self, path: Path) -> None:
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("disk cache: cannot remove %s: %s", path, exc)
+            return
+        with self._lock:
+            self.total_bytes = max(0, self.total_bytes - size)
+
+    def _files(self) -> list[tuple[float, int, Path]]:
+        """(mtime, size, path) of every avatar file; leftover temporary files are removed."""
+        found: list[tuple[float, int, Path]] = []
+        now = time.time()
+        for root, _, names in os.walk(self.directory):
+            for name in names:
+                path = Path(root, name)
+                try:
+                    stat = path.stat()
+                    if name.endswith(TMP_SUFFIX):
+                        if now - stat.st_mtime > STALE_TMP_SECONDS:
+                            path.unlink()
+                    elif name.endswith(SUFFIX):
+                        found.append((stat.st_mtime, stat.st_size, path))
+                except OSError:
+                    continue  # removed meanwhile (another worker)
+        return found
+
+    def _scan(self) -> None:
+        self.total_bytes = sum(size for _, size, _ in self._files())
+        self._scanned = True
+
+    def _evict(self) -> None:
+        files = sorted(self._files())  # oldest use first
+        total = sum(size for _, size, _ in files)
+        target = int(self.max_bytes * EVICT_TO)
+        for _, size, path in files:
+            if total <= target:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                self.evictions += 1
+            total -= size
+        self.total_bytes = total
+
+
+def _key_text(key: Key) -> str:
+    kind, number, size, _ = key
+    return f"{kind}/{number}/{size}"
+
+
+def _encode(entry: DiskEntry, key: Key) -> bytes:
+    header = {
+        "v": VERSION, "key": _key_text(key), "etag": entry.etag,
+        "content_type": entry.content_type, "is_default": entry.is_default,
+        "size": entry.size, "format": entry.format, "modified_at": entry.modified_at,
+        "expires": entry.expires_wall, "max_age": entry.max_age, "length": len(entry.body),
+    }
+    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + entry.body
+
+
+def _decode(raw: bytes, key: Key) -> DiskEntry | None:
+    """The entry in `raw`, or None when anything about it is off."""
+    line, newline, body = raw.partition(b"\n")
+    try:
+        header = json.loads(line) if newline else None
+        if not isinstance(header, dict) or header.get("v") != VERSION \
+                or header.get("key") != _key_text(key) or header.get("length") != len(body):
+            return None
+        entry = DiskEntry(
+            body=body,
+            content_type=str(header["content_type"]),
+            is_default=bool(header["is_default"]),
+            size=int(header["size"]),
+            format=str(header["format"]),
+            modified_at=int(header["modified_at"]),
+            expires_wall=float(header["expires"]),
+            max_age=int(header["max_age"]),
+            etag=str(header["etag"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+    return entry if etag_of(body) == entry.etag else None

@@ -1,0 +1,38 @@
+"""Start the per-app limits: two features, so the session guard can run between them.
+
+`start` adds the admission guard (IP, domain, rate) and the quota book;
+`start_quota` adds the quota guard, which must come after every other guard.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..runtime import Runtime
+from ..store.quota import QuotaStore
+from .guard import AdmissionGuard, QuotaGuard
+from .quota import QuotaBook
+from .rate import RateLimiter, open_storage
+from .values import networks, split_list
+
+if TYPE_CHECKING:
+    from ..gateway import Gateway
+
+
+async def start(runtime: Runtime, gateway: Gateway) -> None:
+    if runtime.engine is None:
+        raise RuntimeError("quotas need the database (runtime.engine)")
+    settings = runtime.settings
+    quotas = QuotaBook(QuotaStore(runtime.engine))
+    await quotas.start()  # loads today's and this month's counts before the first call
+    runtime.closers.append(quotas.stop)  # stores the last counts at shutdown
+    runtime.quotas = quotas
+    trusted = networks(tuple(split_list(settings.trusted_proxies)))
+    rate = RateLimiter(open_storage(settings.rate_limit_storage))
+    gateway.guards.append(AdmissionGuard(rate, trusted))
+
+
+async def start_quota(runtime: Runtime, gateway: Gateway) -> None:
+    if runtime.quotas is None:
+        raise RuntimeError("limits.feature.start must run before start_quota")
+    gateway.guards.append(QuotaGuard(runtime.quotas))

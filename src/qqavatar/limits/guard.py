@@ -1,0 +1,57 @@
+"""The limit guards, in YesApi's order after the signature check.
+
+`AdmissionGuard`: IP allow-list (402) → bound domains (406) → rate limit (408).
+`QuotaGuard`: daily/monthly quota (413). It runs after every other guard (the
+session guard included), so only calls that reach their handler use up quota.
+An app without limits costs an attribute check or two and the quota increment.
+
+The IP allow-list and bound domains guard the use of the `app_key`. A private
+link's view (`Gateway.handle_as`) presents no key: it is public by design, so
+only the rate limit and the quota apply to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..calls import Call
+from ..protocol import errors
+from ..store.apps import AppRecord
+from .clientip import client_address
+from .quota import QuotaBook
+from .rate import RateLimiter
+from .values import IPNetwork, host_of, in_networks, networks
+
+
+class AdmissionGuard:
+    def __init__(self, rate: RateLimiter, trusted_proxies: Sequence[IPNetwork]) -> None:
+        self.rate = rate
+        self.trusted_proxies = tuple(trusted_proxies)
+
+    async def __call__(self, call: Call) -> None:
+        app = call.app
+        if not isinstance(app, AppRecord):  # limits live on stored apps; none on Site.Index
+            return
+        headers = call.request.headers
+        key_presented = "app_key" in call.request.params
+        if app.ip_allow and key_presented:
+            address = client_address(call.request.client, headers.get("x-forwarded-for"),
+                                     self.trusted_proxies)
+            if address is None or not in_networks(address, networks(app.ip_allow)):
+                raise errors.ip_forbidden()
+        if app.domains and key_presented and host_of(headers.get("host", "")) not in app.domains:
+            raise errors.unknown_app()  # YesApi's answer for a key used on a foreign domain
+        if app.rate_limit is not None and not await self.rate.allow(app.app_key, app.rate_limit):
+            raise errors.rate_limited()
+
+
+class QuotaGuard:
+    def __init__(self, quotas: QuotaBook) -> None:
+        self.quotas = quotas
+
+    async def __call__(self, call: Call) -> None:
+        app = call.app
+        if not isinstance(app, AppRecord):
+            return
+        if not self.quotas.reserve(app.app_key, app.daily_quota, app.monthly_quota):
+            raise errors.quota_exhausted()

@@ -1,0 +1,93 @@
+"""The `app_link_keys` table: one link key per app, made when first needed, replaced on rotation.
+
+Every change bumps `meta.apps_version` in the same transaction, the counter every server
+already polls, so all workers see a new or rotated key within one poll. Deleting an app
+deletes its key through the foreign key (`ON DELETE CASCADE`), and that delete bumps the
+counter too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..store.schema import APPS_VERSION, app_link_keys, apps, meta
+from .tokens import LinkKey
+
+
+async def _bump_apps_version(connection: AsyncConnection) -> None:
+    await connection.execute(
+        update(meta).where(meta.c.key == APPS_VERSION).values(value=meta.c.value + 1)
+    )
+
+
+class LinkKeyStore:
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def all(self) -> dict[str, LinkKey]:
+        """Every app's link key, by app_key; apps that have none get one now.
+
+        Made here rather than only on first use, so that by the time an app's first link
+        is viewed every worker already holds its key.
+        """
+        query = select(apps.c.app_key, app_link_keys.c.link_key).outerjoin(
+            app_link_keys, apps.c.app_key == app_link_keys.c.app_key)
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        keys: dict[str, LinkKey] = {}
+        for row in rows:
+            key = (LinkKey(bytes(row.link_key)) if row.link_key is not None
+                   else await self.get_or_create(row.app_key))
+            if key is not None:  # None: the app was deleted meanwhile
+                keys[row.app_key] = key
+        return keys
+
+    async def get(self, app_key: str) -> LinkKey | None:
+        query = select(app_link_keys.c.link_key).where(app_link_keys.c.app_key == app_key)
+        async with self._engine.connect() as connection:
+            secret = (await connection.execute(query)).scalar_one_or_none()
+        return None if secret is None else LinkKey(bytes(secret))
+
+    async def get_or_create(self, app_key: str) -> LinkKey | None:
+        """The app's key, made now if it has none; None if there is no such app."""
+        found = await self.get(app_key)
+        if found is not None:
+            return found
+        key = LinkKey.generate()
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(insert(app_link_keys).values(
+                    app_key=app_key, link_key=key.secret, created_at=int(self._clock())))
+                await _bump_apps_version(connection)
+        except IntegrityError:
+            # Another worker made it first (primary key), or the app is gone (foreign key).
+            return await self.get(app_key)
+        return key
+
+    async def rotate(self, app_key: str) -> bool:
+        """Give the app a new key, so every link made so far stops working; False: no app."""
+        key = LinkKey.generate()
+        values = {"link_key": key.secret, "created_at": int(self._clock())}
+        async with self._engine.begin() as connection:
+            # Write first, read after (see AppStore.update): no SQLITE_BUSY upgrade race.
+            result = await connection.execute(
+                update(app_link_keys).where(app_link_keys.c.app_key == app_key).values(**values))
+            if result.rowcount == 0:
+                exists = await connection.execute(
+                    select(apps.c.app_key).where(apps.c.app_key == app_key))
+                if exists.first() is None:
+                    return False
+                await connection.execute(insert(app_link_keys).values(app_key=app_key, **values))
+            await _bump_apps_version(connection)
+        return True
+
+    async def version(self) -> int:
+        query = select(meta.c.value).where(meta.c.key == APPS_VERSION)
+        async with self._engine.connect() as connection:
+            return int((await connection.execute(query)).scalar_one())

@@ -1,0 +1,40 @@
+"""The session guard: a `uuid`+`token` pair sent to a service must hold (SPEC §6)."""
+
+from __future__ import annotations
+
+import re
+
+from ..calls import Call
+from ..protocol import errors
+from .service import MemberService
+
+# What the server issues; anything else cannot hold and is refused without a lookup.
+_UUID = re.compile(r"[0-9A-Fa-f]{32}")
+_TOKEN = re.compile(r"[0-9A-Fa-f]{64}")
+
+
+def well_formed(uuid: str, token: str) -> bool:
+    return _UUID.fullmatch(uuid) is not None and _TOKEN.fullmatch(token) is not None
+
+
+class SessionGuard:
+    """Refuses a pair that does not hold (ret 401); marks the call's member when it does.
+
+    Services with `session_guard=False` (the App.User.* family) handle the pair
+    themselves, or ignore it, so a stale session never blocks a new login.
+    """
+
+    def __init__(self, members: MemberService) -> None:
+        self.members = members
+
+    async def __call__(self, call: Call) -> None:
+        if call.app is None or not call.service.session_guard:
+            return
+        uuid, token = call.values.get("uuid"), call.values.get("token")
+        if uuid is None or token is None:  # the gateway has refused one without the other
+            return
+        if not well_formed(uuid, token) or not await self.members.holds(
+            call.app.app_key, uuid, token
+        ):
+            raise errors.session_expired()
+        call.member = uuid.upper()

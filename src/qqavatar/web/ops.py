@@ -1,0 +1,133 @@
+"""Endpoints for whoever runs the server: `/metrics`, `/healthz`, `/readyz`.
+
+- `/healthz`: the process answers HTTP (liveness). Always 200 while it does.
+- `/readyz`: it can do its work (readiness): the database answers `SELECT 1`, Redis
+  answers `PING` when one is configured, each within `ready_timeout` seconds → 200, else
+  503; the body names every check. The upstream's circuit state is reported when the
+  avatar pipeline has a breaker (`circuit_state`), and never fails readiness: every
+  replica shares the one upstream, so taking replicas out of rotation would turn a
+  degraded service (cached avatars still served) into no service at all.
+- `/metrics`: Prometheus text (see qqavatar.metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .. import metrics
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from ..runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_NO_STORE = {"Cache-Control": "no-store"}
+OK = "ok"
+
+
+def _runtime(request: Request) -> Runtime | None:
+    return getattr(request.app.state, "runtime", None)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": OK}, headers=_NO_STORE)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    body, content_type = metrics.exposition(_runtime(request))
+    return Response(body, media_type=content_type, headers=_NO_STORE)
+
+
+class Readiness:
+    """The checks of one worker; keeps its own Redis connection between probes."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.timeout = runtime.settings.ready_timeout
+        self._redis: Redis | None = None
+
+    async def check(self) -> tuple[bool, dict[str, str]]:
+        database, redis = await asyncio.gather(self._database(), self._redis_ping())
+        checks = {"database": database, "redis": redis, "upstream": upstream_state(self.runtime)}
+        ready = database == OK and redis in (OK, "not configured")
+        return ready, checks
+
+    async def _database(self) -> str:
+        engine = self.runtime.engine
+        if engine is None:
+            return "not configured"
+
+        async def select_one() -> None:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+        return await self._probe("database", select_one)
+
+    async def _redis_ping(self) -> str:
+        url = self.runtime.settings.redis_url
+        if not url:
+            return "not configured"
+
+        async def ping() -> None:
+            if self._redis is None:
+                from redis.asyncio import Redis
+
+                self._redis = Redis.from_url(url, socket_connect_timeout=self.timeout,
+                                             socket_timeout=self.timeout)
+            await self._redis.ping()
+
+        return await self._probe("redis", ping)
+
+    async def _probe(self, name: str, work: Callable[[], Awaitable[None]]) -> str:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await work()
+        except TimeoutError:
+            log.warning("readiness: %s did not answer within %ss", name, self.timeout)
+            return f"error: no answer within {self.timeout:g}s"
+        except Exception as exc:  # noqa: BLE001 — whatever the failure, the answer is "not ready"
+            # Details go to the log (redacted there); the public answer names only the kind.
+            log.warning("readiness: %s failed: %s", name, str(exc).splitlines()[0] if str(exc)
+                        else type(exc).__name__)
+            return f"error: {type(exc).__name__}"
+        return OK
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+def upstream_state(runtime: Runtime) -> str:
+    """`closed`, `open`, `half-open` from the avatar pipeline's breaker, if it has one."""
+    state = getattr(runtime.avatars, "circuit_state", None)
+    return str(state) if state is not None else "unknown"
+
+
+async def readyz(request: Request) -> Response:
+    runtime = _runtime(request)
+    if runtime is None:
+        return JSONResponse({"status": "starting", "checks": {}}, 503, headers=_NO_STORE)
+    readiness: Readiness | None = getattr(request.app.state, "readiness", None)
+    if readiness is None:
+        readiness = request.app.state.readiness = Readiness(runtime)
+        runtime.closers.append(readiness.aclose)
+    ready, checks = await readiness.check()
+    return JSONResponse({"status": OK if ready else "unavailable", "checks": checks},
+                        200 if ready else 503, headers=_NO_STORE)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics_endpoint, methods=["GET"]),
+]

@@ -1,0 +1,161 @@
+"""The same application on granian's RSGI interface, the leanest serving path we measured.
+
+RSGI hands a request over as one object and takes the answer in one call
+(`response_bytes`), without ASGI's per-message dicts and send/receive round trips:
+on a cached avatar that is most of what a Python server costs (docs/benchmarks.md).
+
+`QQAvatarRSGI` wraps a `QQAvatarApp`. API calls (`/`, `/api/…`) are served here
+directly and must answer exactly as `QQAvatarApp._http` does (tests/integration/
+test_servers.py compares both servers); everything else — pages, and every request
+when the access log is on — runs the ASGI app itself through `asgi_bridge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from ..calls import ApiReply, ApiRequest
+from ..logs import REQUEST_ID, new_request_id, request_id_for
+from ..protocol.errors import ApiError
+from ..settings import Settings
+
+# The path rules and the 405 answer are the ASGI app's own: one definition for both.
+from .app import _ALLOWED_METHODS, _API_PATH, QQAvatarApp, _method_not_allowed
+from .asgi_bridge import asgi_scope, latin1, receiver, run_asgi
+from .forwarded import TrustedProxies
+from .request import parse_query, read_params
+
+if TYPE_CHECKING:
+    from granian._granian import RSGIHeaders
+    from granian._granian import RSGIHTTPProtocol as HTTPProtocol
+    from granian.rsgi import Scope
+
+log = logging.getLogger(__name__)
+
+_NOSNIFF = ("x-content-type-options", "nosniff")
+
+
+class HeaderView(Mapping[str, str]):
+    """The request headers as a read-only mapping, read lazily: most calls never look."""
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: RSGIHeaders) -> None:
+        self._headers = headers
+
+    def __getitem__(self, name: str) -> str:
+        value: str | None = self._headers.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        value: str | None = self._headers.get(name)
+        return default if value is None else value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._headers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(self._headers.keys()))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys(self._headers.keys()))
+
+
+def peer_host(peer: str) -> str | None:
+    """`127.0.0.1:5000` → `127.0.0.1`; `[::1]:5000` → `::1`."""
+    host = peer.rpartition(":")[0]
+    return host.strip("[]") or None
+
+
+def request_id(headers: RSGIHeaders) -> str:
+    """The client's sane `X-Request-Id`, else a new id (the rules of `logs.request_id_for`)."""
+    value: str | None = headers.get("x-request-id")
+    if value is None:
+        return new_request_id()
+    return request_id_for({"headers": [(b"x-request-id", latin1(value))]})
+
+
+def respond(proto: HTTPProtocol, reply: ApiReply, rid: str) -> None:
+    # The server adds Content-Length (none on a 304) and leaves out the body of a HEAD answer.
+    headers = [("content-type", reply.content_type), _NOSNIFF, *reply.headers,
+               ("x-request-id", rid)]
+    proto.response_bytes(reply.status, headers, reply.body)
+
+
+class QQAvatarRSGI:
+    """An RSGI application (granian `--interface rsgi`)."""
+
+    def __init__(self, app: QQAvatarApp) -> None:
+        self.app = app
+        self.proxies = TrustedProxies(app.settings.trusted_proxies)
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Called in each worker before its loop runs: start up on that loop, as ASGI's lifespan.
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(self.app.startup())
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.run_until_complete(self.app.shutdown())
+        log.info("Finished server process [%d]", os.getpid())
+
+    async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
+        if scope.proto != "http":  # websockets are turned off in the server
+            return
+        path = scope.path
+        if path == "/":
+            service = None
+        else:
+            match = _API_PATH.fullmatch(path)
+            if match is None:
+                await run_asgi(self.app, scope, proto)
+                return
+            service = match.group(1).replace("/", ".")
+        if self.app.access_log:  # the access log wraps the ASGI app: run that, unchanged
+            await run_asgi(self.app, scope, proto)
+            return
+        rid = request_id(scope.headers)
+        token = REQUEST_ID.set(rid)
+        try:
+            await self._api(scope, proto, service, rid)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _api(self, scope: Scope, proto: HTTPProtocol, service: str | None,
+                   rid: str) -> None:
+        gateway = self.app.gateway
+        assert gateway is not None, "startup has not run"
+        method = scope.method
+        if method not in _ALLOWED_METHODS:
+            respond(proto, _method_not_allowed(method), rid)
+            return
+        try:
+            if method == "POST":
+                params = await read_params(asgi_scope(scope), receiver(proto))
+            else:
+                params = parse_query(scope.query_string)
+        except ApiError as error:  # the body was unreadable: answer from the query alone
+            try:
+                query = parse_query(scope.query_string)
+            except ApiError:  # the query itself was refused
+                query = {}
+            respond(proto, gateway.reject(query, error), rid)
+            return
+        if service is None:
+            service = params.get("service") or params.get("s") or ""
+        client, scheme = peer_host(scope.client), scope.scheme
+        if self.proxies:
+            client, scheme = self.proxies.apply(client, scheme, scope.headers.items())
+        request = ApiRequest(service, params, HeaderView(scope.headers), client, method,
+                             scheme=scheme)
+        respond(proto, await gateway.handle(request), rid)
+
+
+def create_rsgi_app(settings: Settings | None = None) -> QQAvatarRSGI:
+    """Factory for `granian --interface rsgi --factory`."""
+    return QQAvatarRSGI(QQAvatarApp(settings or Settings()))

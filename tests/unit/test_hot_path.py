@@ -1,0 +1,93 @@
+"""The hot path's shortcuts give exactly the answers of the general code they bypass."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import parse_qsl
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qqavatar.avatars.model import make_avatar
+from qqavatar.handlers.avatars import avatar_data
+from qqavatar.handlers.digests import DataDigests
+from qqavatar.protocol import sign
+from qqavatar.protocol.envelope import auth, envelope
+from qqavatar.protocol.errors import ApiError
+from qqavatar.protocol.params import Enum, parse_bool, php_number
+from qqavatar.web.request import MAX_PARAMS, parse_query
+
+
+def _general_query(text: str) -> dict[str, str] | None:
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace",
+                              max_num_fields=MAX_PARAMS))
+    except ValueError:
+        return None
+
+
+def _query(text: str) -> dict[str, str] | None:
+    try:
+        return parse_query(text)
+    except ApiError as error:
+        assert error.ret == 400
+        return None
+
+
+@given(st.text(alphabet="ab=&;é1_ ", max_size=24))
+def test_query_without_escapes(text: str) -> None:
+    assert _query(text) == _general_query(text)
+
+
+def test_query_field_limit() -> None:
+    for count in (MAX_PARAMS - 1, MAX_PARAMS, MAX_PARAMS + 1):
+        text = "&".join(f"p{index}=1" for index in range(count))
+        assert _query(text) == _general_query(text)
+        assert _query("&" * count) == _general_query("&" * count)
+
+
+@given(st.sampled_from(["0", "1", "", "true", "false", "TRUE", "ok", "2", "-1", " 1", "0.0",
+                        "yes", "no", "1e3", ".5"]))
+def test_bool_spellings(raw: str) -> None:
+    number = php_number(raw)
+    expected = number > 0 if number is not None else raw.lower() in ("ok", "true", "success",
+                                                                      "on", "yes")
+    assert parse_bool(raw) is expected
+
+
+@given(st.one_of(st.integers(0, 1000).map(str),
+                 st.sampled_from(["040", "40.0", " 40", "4e1", "+40", "٤٠", "", "x"])))
+def test_enum_shortcut(raw: str) -> None:
+    rule = Enum("size", default=100, options=(40, 100, 140, 640))
+    number = php_number(raw)
+    expected = next((option for option in rule.options if number == option), None)
+    try:
+        assert rule.convert(raw) == expected
+    except ApiError:
+        assert expected is None
+
+
+@given(st.dictionaries(st.text(alphabet="aA_1-é. e", max_size=3), st.text(max_size=3),
+                       max_size=6))
+def test_sign_order(params: dict[str, str]) -> None:
+    names = sorted((name for name in params if name != "sign"), key=sign._sort_key)
+    text = "".join(params[name] for name in names) + "SECRET"
+    expected = hashlib.md5(text.encode("utf-8", "replace")).hexdigest().upper()
+    assert sign.compute_sign(params, "SECRET") == expected
+
+
+def test_auth_from_a_kept_md5_state() -> None:
+    digests = DataDigests(max_entries=2)
+    found = make_avatar(b"\xff\xd8 not really a jpeg", "image/jpeg", is_default=False,
+                        lifetime=60, now=0.0, size=40)
+    data = avatar_data(found)
+    for t in (1_700_000_000, 1_700_000_001):  # the kept state is copied, never consumed
+        state = digests.of(found, data)
+        assert auth(data, t, "secret", state) == auth(data, t, "secret")
+        assert envelope(200, data, "", t, "secret", state) == envelope(200, data, "", t, "secret")
+    assert len(digests) == 1
+    for index in range(3):  # bounded: the least recently used state goes
+        other = make_avatar(bytes([index]) * 10, "image/png", is_default=True, lifetime=60,
+                            now=0.0, size=100)
+        digests.of(other, avatar_data(other))
+    assert len(digests) == 2
