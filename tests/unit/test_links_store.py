@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from qqavatar.links.registry import LinkRegistry
@@ -12,25 +9,18 @@ from qqavatar.links.store import LinkKeyStore
 from qqavatar.links.tokens import LinkTarget
 from qqavatar.store.apps import AppStore
 from qqavatar.store.db import migrate
-from qqavatar.store.testing import EngineFactory, database_urls, isolated_database
+from qqavatar.store.testing import EngineFactory
 
 pytestmark = pytest.mark.anyio
 
 TARGET = LinkTarget.of("user", {"qq": "376741929", "size": "100"})
 
 
-def _param(url: str) -> object:
-    backend = url.split(":", 1)[0].split("+", 1)[0]
-    marks = [] if backend == "sqlite" else [pytest.mark.postgres]
-    return pytest.param(url, id=backend, marks=marks)
-
-
-@pytest.fixture(params=[_param(url) for url in database_urls()])
-async def engines(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EngineFactory]:
-    async with isolated_database(request.param, tmp_dir=tmp_path) as factory:
-        engine = factory()
-        await migrate(engine)
-        yield factory
+@pytest.fixture
+async def engines(engines: EngineFactory) -> EngineFactory:
+    """The shared fresh database (tests/unit/conftest.py), migrated."""
+    await migrate(engines())
+    return engines
 
 
 class FakeClock:

@@ -6,9 +6,7 @@ On SQLite and (if configured) PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -21,7 +19,7 @@ from qqavatar.stats.queries import StatsQueries
 from qqavatar.stats.recorder import StatsRecorder
 from qqavatar.stats.sink import SqlStatsSink
 from qqavatar.store.db import migrate
-from qqavatar.store.testing import EngineFactory, database_urls, isolated_database
+from qqavatar.store.testing import EngineFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -37,18 +35,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def _param(url: str) -> object:
-    backend = url.split(":", 1)[0].split("+", 1)[0]
-    marks = [] if backend == "sqlite" else [pytest.mark.postgres]
-    return pytest.param(url, id=backend, marks=marks)
-
-
-@pytest.fixture(params=[_param(url) for url in database_urls()])
-async def engines(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EngineFactory]:
-    async with isolated_database(request.param, tmp_dir=tmp_path) as factory:
-        yield factory
 
 
 def call(app_key: str | None = KEY_A, **fields: object) -> Outcome:

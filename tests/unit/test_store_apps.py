@@ -6,32 +6,19 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy.exc import SQLAlchemyError
 
 from qqavatar.store.apps import AppRecord, AppRegistry, AppStore, clean_name
 from qqavatar.store.db import migrate
-from qqavatar.store.testing import EngineFactory, database_urls, isolated_database
+from qqavatar.store.testing import EngineFactory
 
 pytestmark = pytest.mark.anyio
 
 KEY = re.compile(r"^[0-9A-F]{32}$")
 SECRET = re.compile(r"^[A-Za-z0-9]{64}$")
-
-
-def _param(url: str) -> object:
-    backend = url.split(":", 1)[0].split("+", 1)[0]
-    marks = [] if backend == "sqlite" else [pytest.mark.postgres]
-    return pytest.param(url, id=backend, marks=marks)
-
-
-@pytest.fixture(params=[_param(url) for url in database_urls()])
-async def engines(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EngineFactory]:
-    async with isolated_database(request.param, tmp_dir=tmp_path) as factory:
-        yield factory
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,21 +13,9 @@ from sqlalchemy import Connection, inspect, text
 
 from qqavatar.store.db import alembic_config, async_url, make_engine, migrate
 from qqavatar.store.schema import metadata
-from qqavatar.store.testing import EngineFactory, database_urls, isolated_database
+from qqavatar.store.testing import EngineFactory
 
 pytestmark = pytest.mark.anyio
-
-
-def _param(url: str) -> object:
-    backend = url.split(":", 1)[0].split("+", 1)[0]
-    marks = [] if backend == "sqlite" else [pytest.mark.postgres]
-    return pytest.param(url, id=backend, marks=marks)
-
-
-@pytest.fixture(params=[_param(url) for url in database_urls()])
-async def engines(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EngineFactory]:
-    async with isolated_database(request.param, tmp_dir=tmp_path) as factory:
-        yield factory
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import calendar
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -22,23 +20,11 @@ from qqavatar.store.db import migrate
 from qqavatar.store.members import MemberStore, UsernameTaken, token_hash
 from qqavatar.store.quota import QuotaStore
 from qqavatar.store.schema import members, quota_usage, sessions
-from qqavatar.store.testing import EngineFactory, database_urls, isolated_database
+from qqavatar.store.testing import EngineFactory
 
 pytestmark = pytest.mark.anyio
 
 PASSWORD = "e10adc3949ba59abbe56e057f20f883e"  # md5("123456")
-
-
-def _param(url: str) -> object:
-    backend = url.split(":", 1)[0].split("+", 1)[0]
-    marks = [] if backend == "sqlite" else [pytest.mark.postgres]
-    return pytest.param(url, id=backend, marks=marks)
-
-
-@pytest.fixture(params=[_param(url) for url in database_urls()])
-async def engines(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EngineFactory]:
-    async with isolated_database(request.param, tmp_dir=tmp_path) as factory:
-        yield factory
 
 
 @pytest.fixture
