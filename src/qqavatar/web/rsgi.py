@@ -105,55 +105,54 @@ class QQAvatarRSGI:
         log.info("Finished server process [%d]", os.getpid())
 
     async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
+        # One coroutine for the whole API call: every extra await level costs on the hot path.
         if scope.proto != "http":  # websockets are turned off in the server
             return
+        app = self.app
         path = scope.path
         if path == "/":
             service = None
         else:
             match = _API_PATH.fullmatch(path)
             if match is None:
-                await run_asgi(self.app, scope, proto)
+                await run_asgi(app, scope, proto)
                 return
             service = match.group(1).replace("/", ".")
-        if self.app.access_log:  # the access log wraps the ASGI app: run that, unchanged
-            await run_asgi(self.app, scope, proto)
+        if app.access_log:  # the access log wraps the ASGI app: run that, unchanged
+            await run_asgi(app, scope, proto)
             return
-        rid = request_id(scope.headers)
+        gateway = app.gateway
+        assert gateway is not None, "startup has not run"
+        headers = scope.headers  # a new object at each access
+        rid = request_id(headers)
         token = REQUEST_ID.set(rid)
         try:
-            await self._api(scope, proto, service, rid)
+            method = scope.method
+            if method not in _ALLOWED_METHODS:
+                respond(proto, _method_not_allowed(method), rid)
+                return
+            try:
+                if method == "POST":
+                    params = await read_params(asgi_scope(scope), receiver(proto))
+                else:
+                    params = parse_query(scope.query_string)
+            except ApiError as error:  # the body was unreadable: answer from the query alone
+                try:
+                    query = parse_query(scope.query_string)
+                except ApiError:  # the query itself was refused
+                    query = {}
+                respond(proto, gateway.reject(query, error), rid)
+                return
+            if service is None:
+                service = params.get("service") or params.get("s") or ""
+            client, scheme = peer_host(scope.client), scope.scheme
+            if self.proxies:
+                client, scheme = self.proxies.apply(client, scheme, headers.items())
+            request = ApiRequest(service, params, HeaderView(headers), client, method,
+                                 scheme=scheme)
+            respond(proto, await gateway.handle(request), rid)
         finally:
             REQUEST_ID.reset(token)
-
-    async def _api(self, scope: Scope, proto: HTTPProtocol, service: str | None,
-                   rid: str) -> None:
-        gateway = self.app.gateway
-        assert gateway is not None, "startup has not run"
-        method = scope.method
-        if method not in _ALLOWED_METHODS:
-            respond(proto, _method_not_allowed(method), rid)
-            return
-        try:
-            if method == "POST":
-                params = await read_params(asgi_scope(scope), receiver(proto))
-            else:
-                params = parse_query(scope.query_string)
-        except ApiError as error:  # the body was unreadable: answer from the query alone
-            try:
-                query = parse_query(scope.query_string)
-            except ApiError:  # the query itself was refused
-                query = {}
-            respond(proto, gateway.reject(query, error), rid)
-            return
-        if service is None:
-            service = params.get("service") or params.get("s") or ""
-        client, scheme = peer_host(scope.client), scope.scheme
-        if self.proxies:
-            client, scheme = self.proxies.apply(client, scheme, scope.headers.items())
-        request = ApiRequest(service, params, HeaderView(scope.headers), client, method,
-                             scheme=scheme)
-        respond(proto, await gateway.handle(request), rid)
 
 
 def create_rsgi_app(settings: Settings | None = None) -> QQAvatarRSGI:
