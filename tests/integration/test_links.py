@@ -319,6 +319,9 @@ def quota_app(server: RunningServer) -> Generator[dict[str, Any], None, None]:
     done = server.cli("app", "update", record["app_key"], "--daily-quota", "3")
     assert done.returncode == 0, done.stderr
     server.wait_for_app(record["app_key"])  # one call of the quota
+    # The server may have loaded the app between `create` and `update`; two more polls
+    # (0.5 s each) make sure it holds the quota too before the test counts calls.
+    time.sleep(1.1)
     yield record
 
 
