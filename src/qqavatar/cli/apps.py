@@ -188,6 +188,11 @@ def show_command(app_key: str, as_json: bool) -> None:
     """Show one app, secret included."""
     key = normalise_key(app_key)
     record = run_with_store(lambda store: store.get(key))
+    echo_found(record, key, as_json)
+
+
+def echo_found(record: AppRecord | None, key: str, as_json: bool) -> None:
+    """An app as `show` and `update` print it, or the unknown-key error."""
     if record is None:
         raise no_such_app(key)
     if as_json:
@@ -252,12 +257,7 @@ def update_command(
         )
     except ValueError as exc:  # the limits were checked above: only the name is left
         raise click.BadParameter(str(exc), param_hint="--name") from exc
-    if record is None:
-        raise no_such_app(key)
-    if as_json:
-        echo_json(record.public_dict())
-    else:
-        echo_record(record)
+    echo_found(record, key, as_json)
 
 
 @app.command("delete")
