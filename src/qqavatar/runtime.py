@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .limits.quota import QuotaBook
     from .links import LinkRegistry
     from .members.service import MemberService
+    from .redislink import RedisLink
     from .stats.collector import StatsCollector
 
 
@@ -38,6 +39,7 @@ class Runtime:
     stats: StatsCollector | None = None  # set by the statistics feature
     members: MemberService | None = None  # set by the members feature
     quotas: QuotaBook | None = None  # set by the limits feature: calls today / this month
+    redis: RedisLink | None = None  # QQAVATAR_REDIS_URL: state shared by every server
 
 
 # A feature starts with the server: it may add components to the runtime, guards and

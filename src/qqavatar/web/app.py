@@ -19,6 +19,7 @@ from ..features import FEATURES
 from ..gateway import Gateway
 from ..logs import REQUEST_ID, log_access, request_id_for, with_request_id
 from ..protocol.errors import ApiError
+from ..redislink import RedisLink
 from ..runtime import Runtime
 from ..settings import Settings
 from ..store.apps import AppRegistry, AppStore
@@ -49,6 +50,9 @@ class QQAvatarApp:
         avatars = AvatarService.from_settings(settings)
         runtime = Runtime(settings=settings, apps=registry, avatars=avatars, engine=engine,
                           closers=[engine.dispose, avatars.aclose, registry.stop])
+        if settings.redis_url:
+            runtime.redis = RedisLink(settings.redis_url)
+            runtime.closers.append(runtime.redis.aclose)
         self.runtime = runtime
         self.gateway = Gateway(runtime)
         for start in FEATURES:
