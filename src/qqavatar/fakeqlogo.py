@@ -22,10 +22,18 @@ Control endpoints (JSON):
 
 - ``GET  /_fake/stats``  → ``{"requests": n, "by_key": {"user:10001:100": n, …}}``
 - ``POST /_fake/reset``  zero the counters, clear every fault and version
-- ``POST /_fake/fault``  ``{"mode": …, "delay_ms": int?, "numbers": [...]?}``.
+- ``POST /_fake/fault``  ``{"mode": …, "delay_ms": int?, "numbers": [...]?,
+  "rate": float?, "seed": int?}``.
   Without ``numbers`` the fault replaces every fault set before (for all numbers);
   with ``numbers`` it is set for those numbers only and wins over the global one.
   ``delay_ms`` delays the answer in every mode. Modes: see `FAULT_MODES`.
+- ``GET  /_fake/injected`` → ``{"error500": n, …}``: the faults the ``chaos`` mode dealt
+  since the last reset, by mode (``none`` included)
+
+Chaos: in mode ``chaos`` a share ``rate`` of avatar requests gets one of `CHAOS_FAULTS`,
+the rest a normal answer. The draw is a hash of (seed, kind, number, size, how many times
+this avatar was asked), not a shared random stream, so a run is reproduced by its seed
+whatever order concurrent requests arrive in.
 
 Every avatar request is counted, faulted or not; malformed ones (400/404) are not.
 
@@ -74,8 +82,14 @@ FaultMode = Literal[
     "slow",      # a normal answer after delay_ms
     "change",    # every fetch bumps the number's version: a new image each time
     "nohd",      # no HD avatar: size 640 is the default image, smaller sizes are real
+    "truncated", # 200 with the first half of a real image (Content-Length says half)
+    "chaos",     # a share `rate` of requests gets one of CHAOS_FAULTS, seeded
 ]
 FAULT_MODES: frozenset[str] = frozenset(get_args(FaultMode))
+
+# What chaos deals: every way an upstream fails that the service must turn into err_code < 0.
+CHAOS_FAULTS: tuple[FaultMode, ...] = ("error500", "hang", "reset", "html", "notimage",
+                                       "truncated")
 
 Kind = Literal["user", "group"]
 Headers = list[tuple[bytes, bytes]]
@@ -104,6 +118,21 @@ class FakeStats(TypedDict):
 class Fault:
     mode: FaultMode = "none"
     delay_ms: int = 0
+    rate: float = 0.0  # chaos only: the share of requests that fail
+    seed: int = 0      # chaos only
+
+    def resolve(self, kind: Kind, number: str, size: int, nth: int) -> FaultMode:
+        """The mode for the `nth` request of one avatar: chaos draws one, others are themselves."""
+        if self.mode != "chaos":
+            return self.mode
+        digest = hashlib.blake2b(f"{self.seed}:{kind}:{number}:{size}:{nth}".encode(),
+                                 digest_size=8).digest()
+        draw = int.from_bytes(digest, "big") / 2**64  # uniform in [0, 1)
+        if draw >= self.rate:
+            return "none"
+        # Rescale the draw that fell below `rate` to pick the fault evenly.
+        return CHAOS_FAULTS[min(int(draw / self.rate * len(CHAOS_FAULTS)),
+                                len(CHAOS_FAULTS) - 1)]
 
 
 # --- images -------------------------------------------------------------------------------
@@ -180,6 +209,7 @@ class FakeQlogo:
         self.global_fault = Fault()
         self.faults: dict[str, Fault] = {}
         self.versions: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()  # what chaos dealt, by mode
 
     def fault_for(self, number: str) -> Fault:
         return self.faults.get(number, self.global_fault)
@@ -200,17 +230,21 @@ class FakeQlogo:
             await _send(send, status, b"text/plain", target.encode())
             return
         kind, number, size = target
+        key = f"{kind}:{number}:{size}"
         self.requests += 1
-        self.by_key[f"{kind}:{number}:{size}"] += 1
+        self.by_key[key] += 1
         fault = self.fault_for(number)
+        mode = fault.resolve(kind, number, size, self.by_key[key])
+        if fault.mode == "chaos":
+            self.injected[mode] += 1
         if fault.delay_ms:
             await asyncio.sleep(fault.delay_ms / 1000)
-        if fault.mode not in _NEED_WATCHER:  # the common case stays cheap for benchmarks
-            await self._avatar(send, asyncio.Event(), fault.mode, kind, number, size)
+        if mode not in _NEED_WATCHER:  # the common case stays cheap for benchmarks
+            await self._avatar(send, asyncio.Event(), mode, kind, number, size)
             return
         watcher = _Disconnect(receive)
         try:
-            await self._avatar(send, watcher.event, fault.mode, kind, number, size)
+            await self._avatar(send, watcher.event, mode, kind, number, size)
         finally:
             watcher.close()
 
@@ -234,6 +268,8 @@ class FakeQlogo:
             ctype, body, headers = self._image(kind, number, size, hd=mode != "nohd")
             if mode == "drip":
                 await _drip(send, gone, ctype, body, headers)
+            elif mode == "truncated":
+                await _send(send, 200, ctype, body[:len(body) // 2], headers)
             else:
                 await _send(send, 200, ctype, body, headers)
 
@@ -251,6 +287,8 @@ class FakeQlogo:
         if route == ("GET", "/_fake/stats"):
             stats: FakeStats = {"requests": self.requests, "by_key": dict(self.by_key)}
             await _send_json(send, 200, stats)
+        elif route == ("GET", "/_fake/injected"):
+            await _send_json(send, 200, dict(self.injected))
         elif route == ("POST", "/_fake/reset"):
             self.reset()
             await _send_json(send, 200, {"ok": True})
@@ -312,12 +350,18 @@ def _parse_fault(body: bytes) -> tuple[list[str] | None, Fault]:
     delay = data.get("delay_ms") or 0
     if not isinstance(delay, int) or delay < 0:
         raise ValueError("delay_ms must be a non-negative integer")
+    rate = data.get("rate", 0.0)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        raise ValueError("rate must be a number from 0 to 1")
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError("seed must be an integer")
     numbers = data.get("numbers")
     if numbers is not None:
         if not isinstance(numbers, list):
             raise TypeError("numbers must be a list")
         numbers = [str(n) for n in numbers]
-    return numbers, Fault(mode, delay)
+    return numbers, Fault(mode, delay, float(rate), seed)
 
 
 # --- ASGI helpers ---------------------------------------------------------------------------
@@ -445,13 +489,24 @@ class RunningFake:
         self._control("POST", "reset")
 
     def fault(self, mode: FaultMode, delay_ms: int | None = None,
-              numbers: list[str] | None = None) -> None:
+              numbers: list[str] | None = None, *, rate: float | None = None,
+              seed: int | None = None) -> None:
+        """Set a fault; `rate` and `seed` are for ``chaos`` (e.g. ``fault("chaos", rate=0.3)``)."""
         body: dict[str, object] = {"mode": mode}
         if delay_ms is not None:
             body["delay_ms"] = delay_ms
         if numbers is not None:
             body["numbers"] = numbers
+        if rate is not None:
+            body["rate"] = rate
+        if seed is not None:
+            body["seed"] = seed
         self._control("POST", "fault", body)
+
+    def injected(self) -> dict[str, int]:
+        """What the ``chaos`` mode dealt since the last reset: requests by mode."""
+        dealt: dict[str, int] = self._control("GET", "injected").json()
+        return dealt
 
     def _control(self, method: str, name: str, body: object = None) -> httpx.Response:
         if self._client is None:
