@@ -11,8 +11,8 @@ What feeds what:
   one increment per answered call, children looked up in plain dicts (no label parsing);
 - cache bytes/entries: read from `runtime.avatars.cache` at scrape time (one worker) or
   every second by each worker (several);
-- upstream latency/errors, single-flight waits, statistics flushes: the core calls
-  `qqavatar.probes`, which `start` connects to the functions below.
+- upstream latency/errors, single-flight waits, shared-tier answers, statistics flushes:
+  the core calls `qqavatar.probes`, which `start` connects to the functions below.
 
 Import this module only in server processes (features.py does): see probes.py for why.
 """
@@ -81,6 +81,10 @@ UPSTREAM_SECONDS = Histogram("qqavatar_upstream_duration_seconds",
 UPSTREAM_ERRORS = Counter("qqavatar_upstream_errors",
                           "Failed fetches from qlogo, by err_code (-1 unreachable, "
                           "-2 timeout, -3 not an image, -4 too large).", ["err_code"])
+SHARED_LOOKUPS = Counter("qqavatar_shared_cache_lookups",
+                         "Avatars the shared Redis tier gave instead of the upstream (hit: "
+                         "a fresh copy, stale: an expired one, joined: another server's "
+                         "fetch, waited for).", ["result"])
 FLIGHT_WAITS = Counter("qqavatar_single_flight_waits",
                        "Callers that waited for a fetch another caller had started.")
 FLUSH_LAG = Gauge("qqavatar_counter_flush_lag_seconds",
@@ -114,6 +118,10 @@ def upstream_fetched(seconds: float, err_code: int = 0) -> None:
 
 def flight_joined() -> None:
     FLIGHT_WAITS.inc()
+
+
+def shared_lookup(result: str) -> None:
+    SHARED_LOOKUPS.labels(result).inc()
 
 
 # --- the gateway observer ------------------------------------------------------------------
@@ -199,6 +207,7 @@ async def start(runtime: Runtime, gateway: Gateway) -> None:
                   "will show this worker only", MULTIPROCESS_ENV)
     probes.flight_joined = flight_joined
     probes.upstream_fetched = upstream_fetched
+    probes.shared_lookup = shared_lookup
     probes.counters_flushed = counters_flushed
     gateway.observers.append(RequestMetrics())
     BUILD_INFO.labels(__version__).set(1)

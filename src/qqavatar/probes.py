@@ -21,5 +21,8 @@ def _nothing(*_args: object) -> None:
 flight_joined: Callable[[], None] = _nothing
 # One fetch from qlogo ended after `seconds`; `err_code` < 0 if it failed, else 0.
 upstream_fetched: Callable[[float, int], None] = _nothing
+# The shared (Redis) avatar tier answered instead of the upstream: "hit" (a fresh copy),
+# "stale" (an expired one, refreshed next), "joined" (another server's fetch, waited for).
+shared_lookup: Callable[[str], None] = _nothing
 # The statistics flusher wrote its batch (or had nothing to write).
 counters_flushed: Callable[[], None] = _nothing

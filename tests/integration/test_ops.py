@@ -1,8 +1,8 @@
 """Operating a real server: /healthz, /readyz, /metrics, request ids and logs.
 
 One server (one worker, access log on, logs to a file, hence JSON) serves most tests; its
-Redis sits behind a TCP relay the tests cut to see readiness fail. Several workers and a
-PostgreSQL outage get servers of their own.
+Redis sits behind a TCP relay the tests cut to see readiness degrade (not fail). Several
+workers and a PostgreSQL outage get servers of their own.
 """
 
 from __future__ import annotations
@@ -124,26 +124,32 @@ def test_readyz_names_every_check(ops: RunningServer, redis_relay: TcpRelay | No
         pytest.skip("Redis is not running on 127.0.0.1:6379")
     reply = ops.client.get("/readyz")
     assert reply.status_code == 200, reply.text
-    assert reply.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok",
-                                                      "upstream": "closed"}}
+    assert reply.json() == {"status": "ok", "degraded": False,
+                            "checks": {"database": "ok", "redis": "ok", "upstream": "closed"}}
 
 
-def test_readyz_fails_while_redis_is_unreachable(ops: RunningServer,
-                                                 redis_relay: TcpRelay | None) -> None:
+def test_readyz_stays_ready_but_degraded_while_redis_is_unreachable(
+        ops: RunningServer, ops_app: dict[str, Any], redis_relay: TcpRelay | None) -> None:
     if redis_relay is None:
         pytest.skip("Redis is not running on 127.0.0.1:6379")
     redis_relay.cut()
     try:
         reply = ops.client.get("/readyz")
-        assert reply.status_code == 503, reply.text
-        body = reply.json()
-        assert body["status"] == "unavailable"
-        assert body["checks"]["database"] == "ok"
-        assert body["checks"]["redis"].startswith("error: ")
-        assert ops.client.get("/healthz").status_code == 200  # alive, just not ready
+        # Deliberately 200, no longer 503 (issue 6): every replica shares the one Redis,
+        # and without it requests still answer from memory and upstream, so a load
+        # balancer must not pull every host because Redis blinked. It is reported instead.
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {"status": "ok", "degraded": True,
+                                "checks": {"database": "ok", "redis": "down",
+                                           "upstream": "closed"}}
+        number = f"{10_000_000 + secrets.randbelow(10**7)}4"  # a miss: memory, then upstream
+        assert ops.client.get("/", params=signed(ops_app, {
+            "s": "App.QQ.UserImage", "qq": number, "output": "0"})).json()["ret"] == 200
     finally:
         redis_relay.restore()
-    assert wait_for(lambda: ops.client.get("/readyz").status_code == 200)
+    # the link retries after 1 s; a probe is what brings it back
+    assert wait_for(lambda: ops.client.get("/readyz").json()["checks"]["redis"] == "ok")
+    assert ops.client.get("/readyz").json()["degraded"] is False
 
 
 def test_metrics_count_calls_cache_and_latency(ops: RunningServer, ops_app: dict[str, Any],

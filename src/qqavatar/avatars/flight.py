@@ -19,10 +19,14 @@ class SingleFlight(Generic[K, V]):
     The work runs in its own task, detached from the callers: a caller that is cancelled
     (its client went away) stops waiting, but the work goes on for the others, and its
     result still lands wherever the work puts it (the cache).
+
+    `counted`: callers joining work already under way are counted in the metrics (waits for
+    an upstream fetch); reads of the disk or Redis tier are not.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, counted: bool = True) -> None:
         self._tasks: dict[K, asyncio.Task[V]] = {}
+        self._counted = counted
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -31,7 +35,7 @@ class SingleFlight(Generic[K, V]):
         return key in self._tasks
 
     async def run(self, key: K, work: Callable[[], Coroutine[Any, Any, V]]) -> V:
-        if key in self._tasks:
+        if self._counted and key in self._tasks:
             probes.flight_joined()  # metrics: a caller sharing work already under way
         return await asyncio.shield(self._task(key, work))
 

@@ -1,4 +1,4 @@
-"""The avatar façade: memory → disk → single-flight → qlogo (alternates, breakers) → cache.
+"""The avatar façade: memory → disk → Redis → single-flight → qlogo (alternates, breakers).
 
 Freshness policy (README "Cache policy"):
 
@@ -15,6 +15,9 @@ Freshness policy (README "Cache policy"):
 - Each upstream template has a circuit breaker (breaker.py). Templates are tried in turn
   (user avatars may have alternates), skipping those whose breaker is open, within one
   deadline; when every one is open the answer is -5 at once.
+- With Redis (`share_through`, shared.py) a copy missing from memory and disk is read
+  from the shared tier (a fresh one is a `HIT`), and a fetch is made by one server for
+  all: the others wait for its copy or its failure. Redis down: as without it.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ from .flight import SingleFlight
 from .images import MEDIA_TYPES, ImageInfo, InvalidImage, transcode, validate
 from .model import Avatar, Key, Kind, Served, etag_of, make_avatar
 from .negative import FailureMemory
+from .shared import SharedTier
 from .upstream import Fetched, Upstream
 
 if TYPE_CHECKING:
+    from ..redislink import RedisLink
     from ..settings import Settings
 
 log = logging.getLogger(__name__)
@@ -100,7 +105,17 @@ class AvatarService:
         self.upstream_requests = 0
         self._upstream = Upstream(timeout=timeout, max_bytes=max_bytes, transport=transport)
         self._flights: SingleFlight[Key, Avatar] = SingleFlight()
-        self._disk_reads: SingleFlight[Key, Avatar | None] = SingleFlight()
+        self._disk_reads: SingleFlight[Key, Avatar | None] = SingleFlight(counted=False)
+        self.shared: SharedTier | None = None
+        self._shared_reads: SingleFlight[Key, Avatar | None] = SingleFlight(counted=False)
+
+    def share_through(self, link: RedisLink) -> None:
+        """Use Redis as a tier shared with every other server, and fetch once for all."""
+        # A holder's work: the download (two templates at most within one deadline) and,
+        # for a 640 default, the 140 fallback's; its waiters wait as long.
+        self.shared = SharedTier(link, keep_after_expiry=max(self.stale_ttl,
+                                                             self.stale_if_error_ttl),
+                                 lock_ttl=2 * self._upstream.total_timeout + 1)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AvatarService:
@@ -190,6 +205,7 @@ class AvatarService:
     async def aclose(self) -> None:
         await self._flights.aclose()
         await self._disk_reads.aclose()
+        await self._shared_reads.aclose()
         await self._upstream.aclose()
         if self.disk is not None:
             await self.disk.aclose()
@@ -211,6 +227,9 @@ class AvatarService:
         entry = self.cache.lookup(key)
         if entry is None and self.disk is not None:
             entry = await self._disk_reads.run(key, partial(self._from_disk, key))
+            now = monotonic()
+        if entry is None and self.shared is not None:
+            entry = await self._shared_reads.run(key, partial(self._from_shared, key))
             now = monotonic()
         if entry is not None:
             late = now - entry.expires_at
@@ -253,9 +272,13 @@ class AvatarService:
         return self._flights.start(key, partial(self._refresh, key, background=True))
 
     async def _refresh(self, key: Key, background: bool = False) -> Avatar:
-        kind, number, size, _ = key
         try:
-            avatar = await self._download(key, self.cache.peek(key))
+            if self.shared is None:
+                avatar = await self._fetch(key)
+            else:
+                fetched = await self.shared.fetch_once(key, partial(self._fetch, key),
+                                                       self._disk_entry)
+                avatar = self._restore(fetched) if isinstance(fetched, DiskEntry) else fetched
         except UpstreamError as exc:
             # The upstream's verdict on this avatar, not ours (a breaker failing fast, a
             # queue too long): those end by themselves.
@@ -265,14 +288,20 @@ class AvatarService:
                 log.info("avatar %s: background refresh failed: %s", key, exc)
             raise
         self.negative.forget(key)
-        if size == HD_SIZE and avatar.is_default:
-            avatar = await self._hd_fallback(kind, number, avatar)
         if background:
             avatar = replace(avatar, revalidated=True)
         if avatar.max_age > 0:
             self.cache.put(key, avatar)
             if self.disk is not None:
                 self.disk.save(key, self._disk_entry(avatar))
+        return avatar
+
+    async def _fetch(self, key: Key) -> Avatar:
+        """The upstream's answer for `key` (for a 640 default, the 140 fallback's)."""
+        kind, number, size, _ = key
+        avatar = await self._download(key, self.cache.peek(key))
+        if size == HD_SIZE and avatar.is_default:
+            avatar = await self._hd_fallback(kind, number, avatar)
         return avatar
 
     async def _hd_fallback(self, kind: Kind, number: str, hd: Avatar) -> Avatar:
@@ -393,16 +422,38 @@ class AvatarService:
         current = self.cache.peek(key)
         if current is not None or entry is None:
             return current  # fetched meanwhile: memory is newer
-        now = monotonic()
-        expires_at = now + (entry.expires_wall - wall_clock())
-        if now - expires_at >= max(self.stale_ttl, self.stale_if_error_ttl):
+        avatar = self._restore(entry)
+        if monotonic() - avatar.expires_at >= max(self.stale_ttl, self.stale_if_error_ttl):
             self.disk.discard(key)
             return None
-        avatar = make_avatar(entry.body, entry.content_type, is_default=entry.is_default,
-                             lifetime=entry.max_age, now=now, expires_at=expires_at,
-                             size=entry.size, format=entry.format,
-                             modified_at=entry.modified_at, etag=entry.etag)
         self.cache.put(key, avatar)
+        return avatar
+
+    def _restore(self, entry: DiskEntry) -> Avatar:
+        """An avatar from a stored entry, its wall-clock expiry on our monotonic clock."""
+        now = monotonic()
+        return make_avatar(entry.body, entry.content_type, is_default=entry.is_default,
+                           lifetime=entry.max_age, now=now,
+                           expires_at=now + (entry.expires_wall - wall_clock()),
+                           size=entry.size, format=entry.format,
+                           modified_at=entry.modified_at, etag=entry.etag)
+
+    # --- the shared tier --------------------------------------------------------------------
+
+    async def _from_shared(self, key: Key) -> Avatar | None:
+        assert self.shared is not None
+        entry = await self.shared.load(key)
+        current = self.cache.peek(key)
+        if current is not None or entry is None:
+            return current  # fetched meanwhile: memory is newer
+        avatar = self._restore(entry)
+        late = monotonic() - avatar.expires_at
+        if late >= max(self.stale_ttl, self.stale_if_error_ttl):
+            return None  # Redis lets it go by itself
+        probes.shared_lookup("hit" if late < 0 else "stale")
+        self.cache.put(key, avatar)
+        if self.disk is not None:
+            self.disk.save(key, entry)
         return avatar
 
     def _disk_entry(self, avatar: Avatar) -> DiskEntry:

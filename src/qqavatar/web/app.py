@@ -53,6 +53,7 @@ class QQAvatarApp:
         if settings.redis_url:
             runtime.redis = RedisLink(settings.redis_url)
             runtime.closers.append(runtime.redis.aclose)
+            avatars.share_through(runtime.redis)
         self.runtime = runtime
         self.gateway = Gateway(runtime)
         for start in FEATURES:

@@ -1,12 +1,14 @@
 """Endpoints for whoever runs the server: `/metrics`, `/healthz`, `/readyz`.
 
 - `/healthz`: the process answers HTTP (liveness). Always 200 while it does.
-- `/readyz`: it can do its work (readiness): the database answers `SELECT 1`, Redis
-  answers `PING` when one is configured, each within `ready_timeout` seconds → 200, else
-  503; the body names every check. The upstream's circuit state is reported when the
-  avatar pipeline has a breaker (`circuit_state`), and never fails readiness: every
-  replica shares the one upstream, so taking replicas out of rotation would turn a
-  degraded service (cached avatars still served) into no service at all.
+- `/readyz`: it can do its work (readiness): the database answers `SELECT 1` within
+  `ready_timeout` seconds → 200, else 503; the body names every check. Redis (when
+  configured) and the upstream's circuit state are reported, and make the answer
+  `"degraded": true`, but never fail readiness: every replica shares the one Redis and
+  the one upstream, so taking replicas out of rotation would turn a degraded service
+  (memory and upstream still answer; cached avatars still served) into no service at
+  all. Redis is pinged through the worker's own `RedisLink`, so `/readyz` shows the
+  state requests see, and a probe brings the link back as soon as Redis is.
 - `/metrics`: Prometheus text (see qqavatar.metrics).
 """
 
@@ -49,18 +51,19 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 class Readiness:
-    """The checks of one worker; keeps its own Redis connection between probes."""
+    """The checks of one worker."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.timeout = runtime.settings.ready_timeout
-        self._redis: Redis | None = None
 
-    async def check(self) -> tuple[bool, dict[str, str]]:
-        database, redis = await asyncio.gather(self._database(), self._redis_ping())
-        checks = {"database": database, "redis": redis, "upstream": upstream_state(self.runtime)}
-        ready = database == OK and redis in (OK, "not configured")
-        return ready, checks
+    async def check(self) -> tuple[bool, bool, dict[str, str]]:
+        """(ready, degraded, the checks by name)."""
+        database, redis = await asyncio.gather(self._database(), self._redis_state())
+        upstream = upstream_state(self.runtime)
+        checks = {"database": database, "redis": redis, "upstream": upstream}
+        degraded = redis == "down" or upstream in ("open", "half-open")
+        return database == OK, degraded, checks
 
     async def _database(self) -> str:
         engine = self.runtime.engine
@@ -73,20 +76,17 @@ class Readiness:
 
         return await self._probe("database", select_one)
 
-    async def _redis_ping(self) -> str:
-        url = self.runtime.settings.redis_url
-        if not url:
+    async def _redis_state(self) -> str:
+        """`ok` or `down`, as the link is after one PING (none while it waits to retry)."""
+        link = self.runtime.redis
+        if link is None:
             return "not configured"
 
-        async def ping() -> None:
-            if self._redis is None:
-                from redis.asyncio import Redis
+        async def ping(client: Redis) -> bool:
+            return bool(await client.ping())
 
-                self._redis = Redis.from_url(url, socket_connect_timeout=self.timeout,
-                                             socket_timeout=self.timeout)
-            await self._redis.ping()
-
-        return await self._probe("redis", ping)
+        await link.run(ping, False)
+        return link.state
 
     async def _probe(self, name: str, work: Callable[[], Awaitable[None]]) -> str:
         try:
@@ -102,9 +102,6 @@ class Readiness:
             return f"error: {type(exc).__name__}"
         return OK
 
-    async def aclose(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
 
 
 def upstream_state(runtime: Runtime) -> str:
@@ -120,10 +117,9 @@ async def readyz(request: Request) -> Response:
     readiness: Readiness | None = getattr(request.app.state, "readiness", None)
     if readiness is None:
         readiness = request.app.state.readiness = Readiness(runtime)
-        runtime.closers.append(readiness.aclose)
-    ready, checks = await readiness.check()
-    return JSONResponse({"status": OK if ready else "unavailable", "checks": checks},
-                        200 if ready else 503, headers=_NO_STORE)
+    ready, degraded, checks = await readiness.check()
+    return JSONResponse({"status": OK if ready else "unavailable", "degraded": degraded,
+                         "checks": checks}, 200 if ready else 503, headers=_NO_STORE)
 
 
 ROUTES: list[BaseRoute] = [
