@@ -37,7 +37,8 @@ FOREIGN_ENV = frozenset({
     "QQAVATAR_URL", "QQAVATAR_APP_KEY", "QQAVATAR_APP_SECRET",    # consumer CLI
     "QQAVATAR_STRICT", "QQAVATAR_CHROMIUM",                       # tests
 })
-FOREIGN_ENV_PREFIXES = ("QQAVATAR_TEST_", "QQAVATAR_ST_", "QQAVATAR_SCHEMATHESIS_")  # tests
+FOREIGN_ENV_PREFIXES = ("QQAVATAR_TEST_", "QQAVATAR_ST_", "QQAVATAR_SCHEMATHESIS_",
+                         "QQAVATAR_CHAOS_")  # tests
 
 MASK = "****"
 _SECRET_NAME = re.compile(r"token|secret|password|passwd|(?:^|_)key$")
