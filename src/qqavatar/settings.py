@@ -141,7 +141,8 @@ class Settings(BaseSettings):
     token_ttl: int = Field(default=30 * 86400, ge=1)  # seconds a login session holds
     # Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: CidrList = ""
-    rate_limit_storage: str = "memory://"  # a `limits` storage URI, e.g. redis://host:6379
+    # A `limits` storage URI, e.g. redis://host:6379; unset: redis_url when set, else memory://.
+    rate_limit_storage: str | None = None
 
     # Operating it: logs, metrics, readiness (see README "Operating it").
     log_format: Literal["auto", "json", "text"] = "auto"  # auto: JSON unless stderr is a tty

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import socket
+from pathlib import Path
 
 import pytest
 from limits.errors import ConfigurationError
 
-from qqavatar.limits.rate import RateLimiter, open_storage
+from qqavatar.limits.rate import RateLimiter, open_storage, storage_uri
+from tests.redis_fixture import RedisProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -44,3 +47,32 @@ async def test_redis_storage_is_shared_between_servers() -> None:
 def test_unknown_storage_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="nope"):
         open_storage("nope://x")
+
+
+def test_storage_defaults_to_redis_when_there_is_one() -> None:
+    assert storage_uri(None, None) == "memory://"
+    assert storage_uri(None, "redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert storage_uri("memory://", "redis://127.0.0.1:6379/0") == "memory://"  # explicit wins
+
+
+@pytest.mark.redis
+async def test_a_failing_shared_storage_falls_back_to_memory_and_comes_back(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    redis = RedisProcess(tmp_path)
+    now = [0.0]
+    try:
+        limiter = RateLimiter(open_storage(redis.url), retry_after=1.0, clock=lambda: now[0])
+        assert [await limiter.allow("A", 2) for _ in range(3)] == [True, True, False]
+        redis.stop()
+        with caplog.at_level(logging.INFO, logger="qqavatar.limits.rate"):
+            # No error for the caller: a per-process window of its own (it starts empty).
+            assert [await limiter.allow("A", 2) for _ in range(3)] == [True, True, False]
+            redis.start()  # empty, and not tried again before retry_after
+            assert not await limiter.allow("A", 2)
+            now[0] += 1.0
+            assert await limiter.allow("A", 2)  # the shared window again (Redis came back empty)
+        messages = [record.getMessage() for record in caplog.records]
+        assert sum("shared storage failed" in message for message in messages) == 1
+        assert sum("works again" in message for message in messages) == 1
+    finally:
+        redis.stop()

@@ -1,6 +1,7 @@
 """Start the per-app limits: two features, so the session guard can run between them.
 
-`start` adds the admission guard (IP, domain, rate) and the quota book;
+`start` adds the admission guard (IP, domain, rate) and the quota book (exact across
+servers through Redis when `runtime.redis` is set);
 `start_quota` adds the quota guard, which must come after every other guard.
 """
 
@@ -12,7 +13,8 @@ from ..runtime import Runtime
 from ..store.quota import QuotaStore
 from .guard import AdmissionGuard, QuotaGuard
 from .quota import QuotaBook
-from .rate import RateLimiter, open_storage
+from .rate import RateLimiter, open_storage, storage_uri
+from .shared import SharedQuotas
 from .values import networks, split_list
 
 if TYPE_CHECKING:
@@ -23,12 +25,14 @@ async def start(runtime: Runtime, gateway: Gateway) -> None:
     if runtime.engine is None:
         raise RuntimeError("quotas need the database (runtime.engine)")
     settings = runtime.settings
-    quotas = QuotaBook(QuotaStore(runtime.engine))
+    shared = SharedQuotas(runtime.redis) if runtime.redis is not None else None
+    quotas = QuotaBook(QuotaStore(runtime.engine), shared=shared)
     await quotas.start()  # loads today's and this month's counts before the first call
     runtime.closers.append(quotas.stop)  # stores the last counts at shutdown
     runtime.quotas = quotas
     trusted = networks(tuple(split_list(settings.trusted_proxies)))
-    rate = RateLimiter(open_storage(settings.rate_limit_storage))
+    rate = RateLimiter(open_storage(storage_uri(settings.rate_limit_storage,
+                                                settings.redis_url)))
     gateway.guards.append(AdmissionGuard(rate, trusted))
 
 

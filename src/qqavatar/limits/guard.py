@@ -3,7 +3,8 @@
 `AdmissionGuard`: IP allow-list (402) → bound domains (406) → rate limit (408).
 `QuotaGuard`: daily/monthly quota (413). It runs after every other guard (the
 session guard included), so only calls that reach their handler use up quota.
-An app without limits costs an attribute check or two and the quota increment.
+An app without limits costs an attribute check or two and the quota increment (no
+Redis round trip: only apps with a quota reserve their calls in Redis).
 
 The IP allow-list and bound domains guard the use of the `app_key`. A private
 link's view (`Gateway.handle_as`) presents no key: it is public by design, so
@@ -53,5 +54,5 @@ class QuotaGuard:
         app = call.app
         if not isinstance(app, AppRecord):
             return
-        if not self.quotas.reserve(app.app_key, app.daily_quota, app.monthly_quota):
+        if not await self.quotas.admit(app.app_key, app.daily_quota, app.monthly_quota):
             raise errors.quota_exhausted()

@@ -12,6 +12,12 @@ Counts reach the database every `flush_interval` seconds and at shutdown. Each
 flush also reads the totals back, so several servers sharing one database see
 each other's calls within about a second; a quota shared that way can be
 overshot by at most what the other servers admit in that second.
+
+With Redis (`QQAVATAR_REDIS_URL`), `admit` reserves each call of an app that has a
+quota in Redis as well (limits/shared.py), which makes the quota exact across
+servers. Calls of apps without a quota cost no round trip: they are only counted
+here. The database stays the durable record (flushed as above); while Redis is
+down, `admit` falls back to this book alone, with the one-second bound again.
 """
 
 from __future__ import annotations
@@ -24,16 +30,31 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from ..store.quota import QuotaStore, UsageKey
+from .shared import SharedQuotas
 
 log = logging.getLogger(__name__)
 
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+EXPIRY_MARGIN = 3600  # s a shared counter outlives its period (late calls, clock skew)
 
 
 def periods_at(now: float) -> tuple[str, str]:
     """(day, month) period keys of a Unix time, in UTC+8."""
     moment = datetime.fromtimestamp(now, CHINA)
     return f"D{moment:%Y-%m-%d}", f"M{moment:%Y-%m}"
+
+
+def period_ends(now: float) -> tuple[int, int]:
+    """Unix times at which the day and the month of `now` end, in UTC+8."""
+    moment = datetime.fromtimestamp(now, CHINA)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    first = midnight.replace(day=1)
+    next_month = (first + timedelta(days=32)).replace(day=1)
+    return int((midnight + timedelta(days=1)).timestamp()), int(next_month.timestamp())
+
+
+def _over(limit: int | None, used: int) -> bool:
+    return limit is not None and used >= limit
 
 
 class QuotaBook:
@@ -43,38 +64,79 @@ class QuotaBook:
         *,
         flush_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
+        shared: SharedQuotas | None = None,
     ) -> None:
         self._store = store
+        self._shared = shared
+        self._shared_ok = True                   # for logging the switches once
         self._flush_interval = flush_interval
         self._clock = clock
         self._counts: dict[UsageKey, int] = {}   # current periods: stored + not yet stored
         self._pending: dict[UsageKey, int] = {}  # not yet stored
         self._second = -1
         self._periods = ("", "")
+        self._expire_at = (0, 0)                 # shared counters' expiry (period end + margin)
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()              # one flush at a time
 
     def periods(self) -> tuple[str, str]:
         second = int(self._clock())
         if second != self._second:  # recomputed once a second, not per call
+            day_end, month_end = period_ends(second)
             self._second, self._periods = second, periods_at(second)
+            self._expire_at = (day_end + EXPIRY_MARGIN, month_end + EXPIRY_MARGIN)
         return self._periods
 
     def reserve(self, app_key: str, daily: int | None, monthly: int | None) -> bool:
-        """Count one call unless it would exceed a quota (None: no quota). No await inside."""
+        """Count one call unless it would exceed a quota (None: no quota), on this server's
+        counts alone. No await inside."""
         day, month = self.periods()
-        day_key, month_key = (app_key, day), (app_key, month)
         counts = self._counts
-        day_used, month_used = counts.get(day_key, 0), counts.get(month_key, 0)
-        if (daily is not None and day_used >= daily) or (
-            monthly is not None and month_used >= monthly
+        if _over(daily, counts.get((app_key, day), 0)) or _over(
+            monthly, counts.get((app_key, month), 0)
         ):
             return False
-        counts[day_key], counts[month_key] = day_used + 1, month_used + 1
-        pending = self._pending
-        pending[day_key] = pending.get(day_key, 0) + 1
-        pending[month_key] = pending.get(month_key, 0) + 1
+        self._count(app_key, day, month)
         return True
+
+    async def admit(self, app_key: str, daily: int | None, monthly: int | None) -> bool:
+        """`reserve`, exact across servers when Redis is on and the app has a quota."""
+        shared = self._shared
+        if shared is None or (daily is None and monthly is None):
+            return self.reserve(app_key, daily, monthly)
+        day, month = self.periods()
+        counts = self._counts
+        day_used, month_used = counts.get((app_key, day), 0), counts.get((app_key, month), 0)
+        if _over(daily, day_used) or _over(monthly, month_used):
+            # These counts never exceed the true ones: no need to ask Redis. (An app over its
+            # quota is refused here once a sync has brought in the other servers' calls.)
+            return False
+        reservation = await shared.reserve(app_key, (day, month), self._expire_at,
+                                           (daily, monthly), (day_used, month_used))
+        if reservation is None:  # Redis is down: this server's counts, as without Redis
+            self._note_shared(False)
+            return self.reserve(app_key, daily, monthly)
+        self._note_shared(True)
+        if reservation.admitted:
+            self._count(app_key, day, month)  # for the database, the durable record
+        return reservation.admitted
+
+    def _count(self, app_key: str, day: str, month: str) -> None:
+        counts, pending = self._counts, self._pending
+        for key in ((app_key, day), (app_key, month)):
+            counts[key] = counts.get(key, 0) + 1
+            pending[key] = pending.get(key, 0) + 1
+
+    def _note_shared(self, ok: bool) -> None:
+        if ok == self._shared_ok:
+            return
+        self._shared_ok = ok
+        if ok:
+            log.info("quota: counting in Redis again; quotas exact across servers")
+        else:
+            log.warning("quota: Redis unavailable; each server checks quotas on its own counts "
+                        "(synced through the database every %g s) until it is back",
+                        self._flush_interval)
 
     def usage(self, app_key: str) -> tuple[int, int]:
         """Calls of the app counted today and this month (UTC+8)."""
