@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from .config import ConfigError, ConfigFileSource, check_environment, explain
 from .limits.values import clean_cidrs, join_list
+from .secretbox import check_key
 
 DEFAULT_USER_URL = "https://q1.qlogo.cn/g?b=qq&nk={qq}&s={size}"
 DEFAULT_GROUP_URL = "https://p.qlogo.cn/gh/{group}/{group}/{size}/"
@@ -68,6 +69,13 @@ def parse_public_url(value: str | None) -> str | None:
 
 
 PublicUrl = Annotated[str | None, AfterValidator(parse_public_url)]
+
+
+def _check_secret_key(value: str | None) -> str | None:
+    return check_key(value) if value else None  # "" counts as unset
+
+
+SecretKey = Annotated[str | None, AfterValidator(_check_secret_key)]
 
 
 def _clean_cidr_list(value: str) -> str:
@@ -135,6 +143,8 @@ class Settings(BaseSettings):
     disk_cache_max_bytes: ByteSize = 1024**3
 
     admin_token: str | None = None
+    # Encrypts app secrets at rest (qqavatar.secretbox); unset: stored as plaintext.
+    secret_key: SecretKey = None
     http_status: Literal["200", "mirror"] = "200"
 
     # Members and per-app limits (README "Members and limits").

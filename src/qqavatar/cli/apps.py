@@ -26,8 +26,9 @@ from qqavatar.limits.values import (
     split_list,
 )
 from qqavatar.links.store import LinkKeyStore
+from qqavatar.secretbox import SecretBox, check_key
 from qqavatar.settings import Settings
-from qqavatar.store.apps import AppRecord, AppStore
+from qqavatar.store.apps import AppRecord, AppStore, SealCount
 from qqavatar.store.db import make_engine, migrate
 
 T = TypeVar("T")
@@ -293,3 +294,37 @@ def rotate_link_key_command(app_key: str, as_json: bool) -> None:
     else:
         click.echo(f"Rotated the link key of app {key}: its private links made so far stop "
                    "working (within a second on running servers).")
+
+
+def old_key_option(_ctx: click.Context, _param: click.Parameter,
+                   value: str | None) -> SecretBox | None:
+    """`--old-key KEY`, or `--old-key -` to read it from stdin (kept out of `ps` and history)."""
+    if value is None:
+        return None
+    if value == "-":
+        value = sys.stdin.readline().strip()
+    try:
+        return SecretBox(check_key(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--old-key") from None
+
+
+@app.command("encrypt-secrets")
+@click.option("--old-key", callback=old_key_option, metavar="KEY|-",
+              help="The previous QQAVATAR_SECRET_KEY: secrets it encrypted are re-encrypted "
+                   "with the current one (key rotation). `-` reads it from stdin.")
+@json_option
+def encrypt_secrets_command(old_key: SecretBox | None, as_json: bool) -> None:
+    """Encrypt every plaintext app_secret with QQAVATAR_SECRET_KEY.
+
+    Secrets written before the key was set keep working as they are; this seals them.
+    Safe to repeat and to run while servers are up (one transaction; the secrets' values
+    do not change). To rotate the key: set the new QQAVATAR_SECRET_KEY and run this with
+    --old-key OLD, then restart the servers with the new key.
+    """
+    count: SealCount = run_with_store(lambda store: store.encrypt_secrets(old_box=old_key))
+    if as_json:
+        echo_json({"sealed": count.sealed, "resealed": count.resealed, "already": count.already})
+        return
+    click.echo(f"Encrypted {count.sealed} plaintext secret(s), re-encrypted {count.resealed} "
+               f"from the old key; {count.already} were already encrypted with this key.")

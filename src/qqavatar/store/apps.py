@@ -2,6 +2,9 @@
 
 `AppStore` is the database side (used by the CLI and the admin UI);
 `AppRegistry` is the in-memory copy the request path reads without I/O.
+With `QQAVATAR_SECRET_KEY` set, the store seals each secret it writes and opens each one
+it reads (qqavatar.secretbox): an `AppRecord` always holds the usable secret, the
+`apps.app_secret` column only ciphertext (and plaintext rows not yet encrypted).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import enum
 import logging
 import secrets
 import string
@@ -28,6 +32,13 @@ from qqavatar.limits.values import (
     clean_domains,
     clean_limit,
     join_list,
+)
+from qqavatar.secretbox import (
+    SecretBox,
+    SecretKeyError,
+    configured_box,
+    open_secret,
+    sealed_key_id,
 )
 from qqavatar.store.schema import APPS_VERSION, apps, meta
 
@@ -94,17 +105,19 @@ class AppRecord:
         }
         return data
 
-    def row(self) -> dict[str, object]:
-        """The record as a row of the `apps` table."""
+    def row(self, box: SecretBox | None = None) -> dict[str, object]:
+        """The record as a row of the `apps` table, the secret sealed when there is a box."""
         data = self.public_dict()
         data["ip_allow"], data["domains"] = join_list(self.ip_allow), join_list(self.domains)
+        data["app_secret"] = _stored_secret(self.app_secret, self.app_key, box)
         return data
 
     @classmethod
-    def from_row(cls, row: Row[Any]) -> AppRecord:
+    def from_row(cls, row: Row[Any], box: SecretBox | None = None) -> AppRecord:
+        """SecretKeyError if the row's secret is sealed and `box` cannot open it."""
         return cls(
             app_key=row.app_key,
-            app_secret=row.app_secret,
+            app_secret=open_secret(row.app_secret, row.app_key, box),
             name=row.name,
             sign_required=bool(row.sign_required),
             created_at=int(row.created_at),
@@ -115,6 +128,10 @@ class AppRecord:
             ip_allow=_split(row.ip_allow),
             domains=_split(row.domains),
         )
+
+
+def _stored_secret(secret: str, app_key: str, box: SecretBox | None) -> str:
+    return secret if box is None else box.seal(secret, app_key)
 
 
 def _optional_int(value: int | None) -> int | None:
@@ -132,11 +149,34 @@ async def _bump_version(connection: AsyncConnection) -> None:
     )
 
 
-class AppStore:
-    """CRUD over the `apps` table. Every change bumps `meta.apps_version`."""
+class _Configured(enum.Enum):
+    BOX = "configured"
 
-    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], float] = time.time) -> None:
+
+CONFIGURED = _Configured.BOX  # the box of this process's QQAVATAR_SECRET_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class SealCount:
+    """What `AppStore.encrypt_secrets` did."""
+
+    sealed: int         # plaintext secrets now encrypted
+    resealed: int       # secrets moved from the old key to the current one
+    already: int        # secrets the current key had sealed before
+
+
+class AppStore:
+    """CRUD over the `apps` table. Every change bumps `meta.apps_version`.
+
+    `box`: seals secrets on write and opens them on read; None keeps them plaintext; the
+    default is the box of `QQAVATAR_SECRET_KEY`, so every store in a process (CLI, admin
+    UI, server) agrees without each caller passing it.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, box: SecretBox | _Configured | None = CONFIGURED,
+                 clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
+        self._box = configured_box() if box is CONFIGURED else box
         self._clock = clock  # replaceable for tests
 
     @property
@@ -155,7 +195,7 @@ class AppStore:
             updated_at=now,
         )
         async with self._engine.begin() as connection:
-            await connection.execute(insert(apps).values(**record.row()))
+            await connection.execute(insert(apps).values(**record.row(self._box)))
             await _bump_version(connection)
         return record
 
@@ -164,7 +204,7 @@ class AppStore:
         query = select(apps).order_by(apps.c.created_at, apps.c.name, apps.c.app_key)
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        return [AppRecord.from_row(row) for row in rows]
+        return [AppRecord.from_row(row, self._box) for row in rows]
 
     async def get(self, app_key: str) -> AppRecord | None:
         async with self._engine.connect() as connection:
@@ -195,7 +235,7 @@ class AppStore:
         if sign_required is not None:
             values["sign_required"] = sign_required
         if rotate_secret:
-            values["app_secret"] = new_app_secret()
+            values["app_secret"] = _stored_secret(new_app_secret(), app_key, self._box)
         limits = {"daily_quota": (daily_quota, MAX_QUOTA),
                   "monthly_quota": (monthly_quota, MAX_QUOTA),
                   "rate_limit": (rate_limit, MAX_RATE_LIMIT)}
@@ -236,11 +276,45 @@ class AppStore:
             value = (await connection.execute(query)).scalar_one()
         return int(value)
 
-    @staticmethod
-    async def _get(connection: AsyncConnection, app_key: str) -> AppRecord | None:
+    async def encrypt_secrets(self, *, old_box: SecretBox | None = None) -> SealCount:
+        """Seal every plaintext secret with this store's box; with `old_box`, also re-seal
+        the secrets it had sealed. One transaction: all rows move, or none.
+
+        SecretKeyError for a row sealed by a key that is neither (nothing is changed).
+        The secrets' values stay the same, so apps, `updated_at` and the version do too.
+        """
+        box = self._box
+        if box is None:
+            raise SecretKeyError("QQAVATAR_SECRET_KEY is not set: there is no key to encrypt "
+                                 "app secrets with")
+        sealed = resealed = already = 0
+        async with self._engine.begin() as connection:
+            rows = (await connection.execute(select(apps.c.app_key, apps.c.app_secret))).all()
+            for app_key, stored in rows:
+                key_id = sealed_key_id(stored)
+                if key_id == box.key_id:
+                    box.open(stored, app_key)  # a damaged row fails here, not at serve time
+                    already += 1
+                    continue
+                if key_id is None:
+                    secret = stored
+                    sealed += 1
+                elif old_box is not None and key_id == old_box.key_id:
+                    secret = old_box.open(stored, app_key)
+                    resealed += 1
+                else:
+                    box.open(stored, app_key)  # raises: names both key ids
+                    continue  # pragma: no cover - open() of a foreign key id always raises
+                await connection.execute(
+                    update(apps).where(apps.c.app_key == app_key)
+                    .values(app_secret=box.seal(secret, app_key))
+                )
+        return SealCount(sealed=sealed, resealed=resealed, already=already)
+
+    async def _get(self, connection: AsyncConnection, app_key: str) -> AppRecord | None:
         query = select(apps).where(apps.c.app_key == app_key)
         row = (await connection.execute(query)).first()
-        return None if row is None else AppRecord.from_row(row)
+        return None if row is None else AppRecord.from_row(row, self._box)
 
 
 class AppRegistry:

@@ -39,7 +39,7 @@ apps = Table(
     "apps",
     metadata,
     Column("app_key", String(32), primary_key=True),
-    Column("app_secret", String(64), nullable=False),
+    Column("app_secret", String(255), nullable=False),  # sealed: see qqavatar.secretbox
     Column("name", String(100), nullable=False),
     Column("sign_required", Boolean, nullable=False, server_default=false()),
     Column("created_at", BigInteger, nullable=False),

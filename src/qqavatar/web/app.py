@@ -21,6 +21,7 @@ from ..logs import REQUEST_ID, log_access, request_id_for, with_request_id
 from ..protocol.errors import ApiError
 from ..redislink import RedisLink
 from ..runtime import Runtime
+from ..secretbox import box_for
 from ..settings import Settings
 from ..store.apps import AppRegistry, AppStore
 from ..store.db import make_engine, migrate
@@ -45,7 +46,7 @@ class QQAvatarApp:
         settings = self.settings
         engine = make_engine(settings.effective_database_url)
         await migrate(engine)
-        registry = AppRegistry(AppStore(engine))
+        registry = AppRegistry(AppStore(engine, box=box_for(settings.secret_key)))
         await registry.start()
         avatars = AvatarService.from_settings(settings)
         runtime = Runtime(settings=settings, apps=registry, avatars=avatars, engine=engine,
