@@ -6,14 +6,18 @@ is an implementation detail, so `make_engine` picks it.
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -65,6 +69,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def alembic_config() -> Config:
     """Alembic configuration pointing at the migrations shipped in this package."""
+    from alembic.config import Config  # Alembic costs ~0.5 s to import: only when migrating
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -76,8 +82,40 @@ async def migrate(engine: AsyncEngine) -> None:
     Safe to run from several processes at once: the upgrade holds a database
     lock, so a second process waits and then finds nothing to do.
     """
+    if await _current_revisions(engine) == script_heads():
+        return  # the usual start: nothing to do, and no need to import Alembic
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade_head)
+
+
+_REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\s*=\s*(.+)$", re.MULTILINE)
+
+
+@cache
+def script_heads() -> frozenset[str]:
+    """The newest revision of each branch, read from the migration files' headers (the
+    revisions no other one names as its `down_revision`)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
+        if revision is None or down is None:
+            raise RuntimeError(f"migration {path.name}: no revision/down_revision header")
+        revisions.add(revision.group(1))
+        parents.update(re.findall(r"[\"']([^\"']+)[\"']", down.group(1)))
+    return frozenset(revisions - parents)
+
+
+async def _current_revisions(engine: AsyncEngine) -> frozenset[str]:
+    """The revisions the database says it is at; empty when it has no schema yet."""
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            return frozenset(str(row[0]) for row in rows)
+    except DBAPIError:  # no such table: a new database
+        return frozenset()
 
 
 def _upgrade_head(connection: Connection) -> None:
@@ -88,6 +126,8 @@ def _upgrade_head(connection: Connection) -> None:
         # The sqlite3 module opens transactions lazily (not before DDL);
         # take the write lock up front so concurrent upgrades serialise.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "heads")  # features add their own branches off 0001
