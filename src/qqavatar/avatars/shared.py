@@ -194,7 +194,8 @@ class SharedTier:
             if claim.mine:
                 stored = self._decoded(tier_key(key), claim.stored)
                 if stored is not None and stored.expires_wall > wall_clock():
-                    await self._end(key, claim.token, _LET_GO)  # refreshed by another server
+                    # refreshed by another server meanwhile: anyone who joined reads it too
+                    await self._end(key, claim.token, _STORED)
                     probes.shared_lookup("hit")
                     return stored
                 return await self._fetch_holding(key, claim.token, fetch, entry_of)
