@@ -22,6 +22,7 @@ from qqavatar.avatars.shared import SharedTier, decode, encode, tier_key
 from qqavatar.fakeqlogo import RunningFake, spawn
 from qqavatar.redislink import RedisLink
 from tests.redis_fixture import RedisProcess
+from tests.server_fixture import free_port
 from tests.unit.avatars_support import avatar_service
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
@@ -259,3 +260,18 @@ async def test_redis_down_mid_run_every_request_answers_and_it_is_used_again_aft
         assert served.cache == "HIT"
         assert first.shared.link.state == "ok"
         assert fake.count("user", after, 100) == 1
+
+
+async def test_redis_down_from_the_start_costs_nothing_but_sharing(fake: RunningFake) -> None:
+    n = number()
+    link = RedisLink(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    try:
+        async with avatar_service(fake) as svc:
+            svc.share_through(link)
+            answers = await asyncio.gather(*(svc.fetch("user", n, 100) for _ in range(10)))
+            assert {served.cache for served in answers} == {"MISS"}
+            assert (await svc.fetch("user", n, 100)).cache == "HIT"
+        assert link.state == "down"
+        assert fake.count("user", n, 100) == 1  # the local single-flight still holds
+    finally:
+        await link.aclose()
