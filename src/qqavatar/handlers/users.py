@@ -2,19 +2,22 @@
 
 Business failures are answers, not errors: ret 200 with `err_code` > 0 and a
 Chinese `err_msg`, as YesApi answers them. Every `data` has the same keys
-whatever the outcome, so clients can read it without checking first.
+whatever the outcome, so clients can read it without checking first. A database
+outage is the server's fault: ret 500, `服务器运行错误: 数据库暂时不可用…`.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import wraps
 from typing import Any
 
 from ..calls import Call, Result
 from ..members.guard import well_formed
-from ..members.service import LoginFailure, MemberService
+from ..members.service import LoginFailure, MemberService, MembersUnavailable
 from ..protocol import errors
 from ..protocol.params import Rule, Str
 from ..protocol.phpjson import dumps
@@ -72,6 +75,19 @@ def _members(runtime: Runtime) -> MemberService:
     return runtime.members
 
 
+Handler = Callable[[Runtime, Call], Awaitable[Result]]
+
+
+def _needs_database(handler: Handler) -> Handler:
+    @wraps(handler)
+    async def handle(runtime: Runtime, call: Call) -> Result:
+        try:
+            return await handler(runtime, call)
+        except MembersUnavailable:
+            raise errors.database_unavailable() from None
+    return handle
+
+
 def _answer(err_code: int, err_msg: str, **fields: object) -> Result:
     return Result(data=dumps({"err_code": err_code, "err_msg": err_msg, **fields}),
                   err_code=err_code)
@@ -82,6 +98,7 @@ def _app_key(call: Call) -> str:
     return call.app.app_key
 
 
+@_needs_database
 async def register(runtime: Runtime, call: Call) -> Result:
     uuid = await _members(runtime).register(
         _app_key(call), call.values["username"], call.values["password"])
@@ -90,6 +107,7 @@ async def register(runtime: Runtime, call: Call) -> Result:
     return _answer(0, "", uuid=uuid)
 
 
+@_needs_database
 async def login(runtime: Runtime, call: Call) -> Result:
     outcome = await _members(runtime).login(
         _app_key(call), call.values["username"], call.values["password"])
@@ -102,6 +120,7 @@ async def login(runtime: Runtime, call: Call) -> Result:
     return _answer(0, "", uuid=outcome.uuid, token=outcome.token)
 
 
+@_needs_database
 async def check(runtime: Runtime, call: Call) -> Result:
     uuid, token = call.values["uuid"], call.values["token"]
     if not well_formed(uuid, token) or not await _members(runtime).check(
@@ -112,6 +131,7 @@ async def check(runtime: Runtime, call: Call) -> Result:
     return _answer(0, "", is_login=True)
 
 
+@_needs_database
 async def logout(runtime: Runtime, call: Call) -> Result:
     uuid, token = call.values["uuid"], call.values["token"]
     if not well_formed(uuid, token) or not await _members(runtime).logout(

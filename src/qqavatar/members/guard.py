@@ -6,7 +6,7 @@ import re
 
 from ..calls import Call
 from ..protocol import errors
-from .service import MemberService
+from .service import MemberService, MembersUnavailable
 
 # What the server issues; anything else cannot hold and is refused without a lookup.
 _UUID = re.compile(r"[0-9A-Fa-f]{32}")
@@ -21,7 +21,8 @@ class SessionGuard:
     """Refuses a pair that does not hold (ret 401); marks the call's member when it does.
 
     Services with `session_guard=False` (the App.User.* family) handle the pair
-    themselves, or ignore it, so a stale session never blocks a new login.
+    themselves, or ignore it, so a stale session never blocks a new login. While the
+    database is away, a pair not in the session cache gets ret 500 (it cannot be checked).
     """
 
     def __init__(self, members: MemberService) -> None:
@@ -33,8 +34,11 @@ class SessionGuard:
         uuid, token = call.values.get("uuid"), call.values.get("token")
         if uuid is None or token is None:  # the gateway has refused one without the other
             return
-        if not well_formed(uuid, token) or not await self.members.holds(
-            call.app.app_key, uuid, token
-        ):
+        try:
+            holds = well_formed(uuid, token) and await self.members.holds(
+                call.app.app_key, uuid, token)
+        except MembersUnavailable:  # an uncached session cannot be checked: not the caller's fault
+            raise errors.database_unavailable() from None
+        if not holds:
             raise errors.session_expired()
         call.member = uuid.upper()

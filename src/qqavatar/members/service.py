@@ -6,19 +6,45 @@ session guard on the hot path reads the database at most once per token per
 expiry and revocation are final), so caching "invalid" is always safe; caching
 "valid" means a Logout on another server takes up to `cache_seconds` to reach
 this one. A Logout on this server takes effect here at once.
+
+Every read and write of the database is bounded by `db_timeout`; a database that is
+unreachable, drops the connection or does not answer in time raises
+`MembersUnavailable` (the services answer ret 500 with a clear message), and the next
+call simply tries again: the engine's pool reconnects once the database is back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from ..store.members import MemberStore, UsernameTaken, new_token, token_hash
 from .passwords import ahash_password, averify_password
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+DB_TIMEOUT = 5.0  # s per database operation; asyncpg alone would wait 60 s for a connection
+
+
+class MembersUnavailable(Exception):
+    """The database could not be reached, or did not answer within `db_timeout`."""
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away (rather than a bug or a bad statement)."""
+    if isinstance(exc, (OperationalError, InterfaceError, OSError, TimeoutError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class LoginFailure(Enum):
@@ -49,8 +75,11 @@ class MemberService:
         cache_seconds: float = 5.0,
         cache_size: int = 10_000,
         clock: Callable[[], float] = time.time,
+        db_timeout: float = DB_TIMEOUT,
     ) -> None:
         self._store = store
+        self._db_timeout = db_timeout
+        self._db_down = False  # for logging an outage once, and its end
         self._token_ttl = token_ttl
         self._cache_seconds = cache_seconds
         self._cache_size = cache_size
@@ -59,17 +88,18 @@ class MemberService:
 
     async def register(self, app_key: str, username: str, password_md5: str) -> str | None:
         """The new member's uuid; None when the name is taken in this app."""
-        if await self._store.find(app_key, username) is not None:
+        if await self._db(self._store.find(app_key, username)) is not None:
             return None  # answer before paying for the KDF
         hashed = await ahash_password(password_md5.lower())
         try:
-            member = await self._store.create(app_key, username, hashed, int(self._clock()))
+            member = await self._db(self._store.create(app_key, username, hashed,
+                                                       int(self._clock())))
         except UsernameTaken:  # registered by a concurrent call meanwhile
             return None
         return member.uuid
 
     async def login(self, app_key: str, username: str, password_md5: str) -> Login | LoginFailure:
-        member = await self._store.find(app_key, username)
+        member = await self._db(self._store.find(app_key, username))
         if member is None:
             return LoginFailure.NO_SUCH_MEMBER
         if not await averify_password(password_md5.lower(), member.password_hash):
@@ -77,7 +107,7 @@ class MemberService:
         now = self._clock()
         token = new_token()
         expires_at = math.ceil(now + self._token_ttl)  # whole seconds, never shorter than the TTL
-        await self._store.open_session(member, token_hash(token), int(now), expires_at)
+        await self._db(self._store.open_session(member, token_hash(token), int(now), expires_at))
         return Login(member.uuid, token, expires_at)
 
     async def holds(self, app_key: str, uuid: str, token: str) -> bool:
@@ -99,13 +129,13 @@ class MemberService:
         """End the session; False when the pair was not a live session of this app."""
         hashed = token_hash(token)
         now = self._clock()
-        ended = await self._store.revoke(app_key, uuid.upper(), hashed, int(now))
+        ended = await self._db(self._store.revoke(app_key, uuid.upper(), hashed, int(now)))
         if ended:  # (a failed Logout names another app's or member's session: leave it be)
             self._remember(hashed, _Cached(None, "", now + self._cache_seconds))
         return ended
 
     async def _lookup(self, hashed: str, now: float) -> _Cached:
-        session = await self._store.session(hashed)
+        session = await self._db(self._store.session(hashed))
         if session is None or session.revoked or session.expires_at <= now:
             entry = _Cached(None, "", now + self._cache_seconds)
         else:
@@ -123,3 +153,21 @@ class MemberService:
         cache.move_to_end(hashed)
         while len(cache) > self._cache_size:
             cache.popitem(last=False)  # the oldest entry: it also expires first
+
+    async def _db(self, operation: Awaitable[T]) -> T:
+        """`operation`, bounded in time; a database outage becomes `MembersUnavailable`."""
+        try:
+            async with asyncio.timeout(self._db_timeout):
+                result = await operation
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            if not self._db_down:
+                self._db_down = True
+                log.warning("members: database unavailable (%s); member services answer "
+                            "ret 500 until it is back", type(exc).__name__)
+            raise MembersUnavailable from exc
+        if self._db_down:
+            self._db_down = False
+            log.info("members: database reachable again")
+        return result

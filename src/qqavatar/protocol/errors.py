@@ -87,3 +87,8 @@ def quota_exhausted() -> ApiError:
 
 def server_error(detail: str) -> ApiError:
     return ApiError(500, SERVER_PREFIX + detail)
+
+
+def database_unavailable() -> ApiError:
+    """The database is unreachable: calls that need it fail, avatars keep being served."""
+    return server_error("数据库暂时不可用，请稍后重试 (database unavailable)")
