@@ -111,8 +111,9 @@ class AvatarService:
 
     def share_through(self, link: RedisLink) -> None:
         """Use Redis as a tier shared with every other server, and fetch once for all."""
-        # A holder's work: the download (two templates at most within one deadline) and,
-        # for a 640 default, the 140 fallback's; its waiters wait as long.
+        # A holder's work: the download (every template, within one deadline) and, for a
+        # 640 default, the 140 fallback's: two deadlines and a second to decode. Its
+        # waiters wait as long before they fetch for themselves.
         self.shared = SharedTier(link, keep_after_expiry=max(self.stale_ttl,
                                                              self.stale_if_error_ttl),
                                  lock_ttl=2 * self._upstream.total_timeout + 1)
