@@ -103,7 +103,6 @@ class Readiness:
         return OK
 
 
-
 def upstream_state(runtime: Runtime) -> str:
     """`closed`, `open`, `half-open` from the avatar pipeline's breaker, if it has one."""
     state = getattr(runtime.avatars, "circuit_state", None)
