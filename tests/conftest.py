@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.fakeqlogo_fixture import start_fake_qlogo
-from tests.server_fixture import RunningServer
+from tests.server_fixture import RunningServer, drop_created_databases
 
 STRICT = os.environ.get("QQAVATAR_STRICT") == "1"
 
@@ -30,6 +30,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 # --- real processes: the fake qlogo and a qqavatar server ------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_server_databases() -> Generator[None, None, None]:
+    """The PostgreSQL databases servers got under QQAVATAR_DATABASE_URL (server_fixture.py)."""
+    yield
+    drop_created_databases()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,34 @@ from typing import Any
 
 import httpx
 
+from qqavatar.store.testing import create_database, drop_database
+
+# The suite on PostgreSQL (QQAVATAR_DATABASE_URL=postgresql://… in the environment): each
+# data directory gets a fresh database of its own there, as it would get its own SQLite file,
+# so a server restarted on the same directory finds its data again. Dropped at the session's
+# end (tests/conftest.py).
+_DATABASE_FILE = ".test-database-url"
+created_databases: list[str] = []
+
+
+def database_for(data_dir: Path) -> str | None:
+    shared = os.environ.get("QQAVATAR_DATABASE_URL", "")
+    if not shared.startswith("postgresql"):
+        return None
+    remembered = data_dir / _DATABASE_FILE
+    if remembered.exists():
+        return remembered.read_text()
+    url = create_database(shared)
+    created_databases.append(url)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    remembered.write_text(url)
+    return url
+
+
+def drop_created_databases() -> None:
+    while created_databases:
+        drop_database(created_databases.pop())
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -55,6 +83,10 @@ class RunningServer:
             "QQAVATAR_NEGATIVE_TTL": "0",
             **(extra_env or {}),
         }
+        if "QQAVATAR_DATABASE_URL" not in (extra_env or {}):
+            database = database_for(data_dir)
+            if database is not None:
+                self.env["QQAVATAR_DATABASE_URL"] = database
         self.log_path = data_dir / "server.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")

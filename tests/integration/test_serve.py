@@ -19,7 +19,8 @@ def test_first_start_creates_database_and_app(tmp_path: Path, fake_qlogo: Any) -
         key = re.search(r"app_key\s+([0-9A-F]{32})", output)
         secret = re.search(r"app_secret\s+([A-Za-z0-9]{64})", output)
         assert key and secret, output
-        assert (data_dir / "qqavatar.db").exists()
+        if not server.env.get("QQAVATAR_DATABASE_URL", "").startswith("postgresql"):
+            assert (data_dir / "qqavatar.db").exists()  # the default: SQLite in the data dir
         reply = server.client.get("/", params={"s": "App.QQ.UserImage", "app_key": key.group(1),
                                                "qq": "10001", "output": "0"}).json()
         assert reply["ret"] == 200

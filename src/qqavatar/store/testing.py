@@ -80,3 +80,35 @@ async def _admin_engine(url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+def create_database(url: str) -> str:
+    """Create a fresh, empty PostgreSQL database on the server of `url`; its URL.
+
+    For tests that run whole servers (one database each) against the PostgreSQL in
+    `QQAVATAR_DATABASE_URL`; `drop_database` removes it."""
+    name = f"qqavatar_t_{secrets.token_hex(6)}"
+    _admin_statement(url, f'CREATE DATABASE "{name}"')
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    """Drop the database of `url`, closing whatever connections still use it."""
+    name = make_url(url).database
+    _admin_statement(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin_statement(url: str, statement: str) -> None:
+    import asyncio
+
+    admin_url = make_url(url).set(database="postgres").render_as_string(hide_password=False)
+
+    async def run() -> None:
+        engine = make_engine(admin_url, isolation_level="AUTOCOMMIT")  # no transaction around it
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
