@@ -13,7 +13,7 @@ prints one table row, and at the end a verdict. It exits 1 when:
 
 - any call got an unexpected answer;
 - RSS at the end of the last window exceeds RSS at the end of the first by more than
-  `--rss-growth` MiB (default 32; the avatar cache is capped at 16 MiB so that a full cache
+  `--rss-growth` MiB (default 32; the avatar cache is capped at 4 MiB so that a full cache
   is not mistaken for a leak, and misses cycle through a fixed pool of numbers);
 - p99 of the last window exceeds `--p99-drift` (default 2) times p99 of the first, with
   `P99_FLOOR_MS` of headroom so a 2 ms → 5 ms wobble on a shared machine is not a drift;
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             fake.proc.wait_http(fake.url + "/_fake/stats")
             server, url = start_qqavatar(work, f"soak-{os.getpid()}", fake, server="granian",
-                                         workers=1, cpu=None, cache_max_bytes="16MiB",
+                                         workers=1, cpu=None, cache_max_bytes="4MiB",
                                          upstream_timeout="2", negative_ttl="0")
             app_key, secret = first_app(server)
             server.wait_http(url + "/")

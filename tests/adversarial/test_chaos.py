@@ -26,7 +26,6 @@ import contextlib
 import io
 import os
 import random
-import re
 import threading
 import time
 from collections import Counter
@@ -42,7 +41,7 @@ from PIL import Image
 from bench.procs import rss_of
 from qqavatar.avatars.upstream import MAX_IN_FLIGHT
 from qqavatar.fakeqlogo import CHAOS_FAULTS, Fault, RunningFake, avatar_bytes, serve_in_thread
-from tests.integration.test_stats import process_tree
+from tests.integration.test_stats import first_app_key, process_tree
 from tests.server_fixture import RunningServer
 
 CHAOS_SECONDS = float(os.environ.get("QQAVATAR_CHAOS_SECONDS", "60"))
@@ -201,7 +200,7 @@ def test_sixty_seconds_of_upstream_chaos(tmp_path: Path, fake_qlogo: Any) -> Non
         "QQAVATAR_CACHE_MAX_BYTES": "4MiB",
     })
     try:
-        app_key = re.search(r"app_key\s+([0-9A-F]{32})", server.output())[1]  # type: ignore[index]
+        app_key = first_app_key(server)
         for qq in ("10001", "10002"):  # lazily opened things (database, upstream pool) open now
             assert server.client.get("/", params={"s": "App.QQ.UserImage", "app_key": app_key,
                                                   "qq": qq, "output": "0"}).json()["ret"] == 200

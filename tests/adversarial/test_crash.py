@@ -162,6 +162,12 @@ class Workload:
         times = self.ok_answered if ok_only else self.answered
         return sum(1 for t in times if t <= moment)
 
+    def seconds_lost(self, killed_at: float, counted: int, *, ok_only: bool = False) -> float:
+        """How long before the kill the uncounted answers began: the loss as time."""
+        times = sorted(self.ok_answered if ok_only else self.answered)
+        lost = len(times) - counted
+        return killed_at - times[-lost] if 0 < lost <= len(times) else 0.0
+
 
 def read_rows(url: str, sql: str, **params: object) -> list[tuple[Any, ...]]:
     async def run() -> list[tuple[Any, ...]]:
@@ -197,8 +203,8 @@ def crash_and_restart(data_dir: Path, fake: Any, database_url: str) -> None:
             while time.monotonic() - started < LOAD_SECONDS or not work.apps:
                 assert time.monotonic() - started < 40, "no app created in 40 s"
                 time.sleep(0.05)
-            killed_at = time.monotonic()
             kill_9(server.proc.pid)
+            killed_at = time.monotonic()  # nothing is answered after this
             work.kill_cli()
         server.proc.wait(timeout=10)
     finally:
@@ -224,7 +230,10 @@ def crash_and_restart(data_dir: Path, fake: Any, database_url: str) -> None:
     stats_floor = work.answered_before(killed_at - STATS_INTERVAL - FLUSH_SLACK)
     quota_floor = work.answered_before(killed_at - QUOTA_INTERVAL - FLUSH_SLACK, ok_only=True)
     report = (f"sent {work.sent}, answered {len(work.answered)}; stats {stats} (floor "
-              f"{stats_floor}), quota {quota} (floor {quota_floor})")
+              f"{stats_floor}, lost the last "
+              f"{work.seconds_lost(killed_at, stats):.2f} s), quota {quota} (floor "
+              f"{quota_floor}, lost the last "
+              f"{work.seconds_lost(killed_at, quota, ok_only=True):.2f} s)")
     assert stats_floor <= stats <= work.sent, report
     assert quota_floor <= quota <= work.sent, report
     print(f'{report}; members {len(work.members)}, apps {len(work.apps)}')
