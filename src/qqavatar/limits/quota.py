@@ -16,8 +16,10 @@ overshot by at most what the other servers admit in that second.
 With Redis (`QQAVATAR_REDIS_URL`), `admit` reserves each call of an app that has a
 quota in Redis as well (limits/shared.py), which makes the quota exact across
 servers. Calls of apps without a quota cost no round trip: they are only counted
-here. The database stays the durable record (flushed as above); while Redis is
-down, `admit` falls back to this book alone, with the one-second bound again.
+here. The database stays the durable record (flushed as above). While Redis is
+down, `admit` falls back to what this server knows: the database's totals, or the
+count Redis last answered plus this server's calls since, whichever is more. Then
+the bound is the old one: what the other servers admitted since then.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class QuotaBook:
         self._clock = clock
         self._counts: dict[UsageKey, int] = {}   # current periods: stored + not yet stored
         self._pending: dict[UsageKey, int] = {}  # not yet stored
+        self._seen: dict[UsageKey, int] = {}     # all servers' count as Redis last said
         self._second = -1
         self._periods = ("", "")
         self._expire_at = (0, 0)                 # shared counters' expiry (period end + margin)
@@ -88,15 +91,20 @@ class QuotaBook:
         return self._periods
 
     def reserve(self, app_key: str, daily: int | None, monthly: int | None) -> bool:
-        """Count one call unless it would exceed a quota (None: no quota), on this server's
-        counts alone. No await inside."""
+        """Count one call unless it would exceed a quota (None: no quota), on what this
+        server knows alone. No await inside."""
         day, month = self.periods()
-        counts = self._counts
-        if _over(daily, counts.get((app_key, day), 0)) or _over(
-            monthly, counts.get((app_key, month), 0)
+        day_key, month_key = (app_key, day), (app_key, month)
+        if (daily is not None or monthly is not None) and (
+            _over(daily, self._known(day_key)) or _over(monthly, self._known(month_key))
         ):
             return False
-        self._count(app_key, day, month)
+        self._count(day_key, month_key)
+        seen = self._seen
+        if seen:  # our own calls since Redis last answered add to what it said
+            for key in (day_key, month_key):
+                if key in seen:
+                    seen[key] += 1
         return True
 
     async def admit(self, app_key: str, daily: int | None, monthly: int | None) -> bool:
@@ -105,25 +113,31 @@ class QuotaBook:
         if shared is None or (daily is None and monthly is None):
             return self.reserve(app_key, daily, monthly)
         day, month = self.periods()
-        counts = self._counts
-        day_used, month_used = counts.get((app_key, day), 0), counts.get((app_key, month), 0)
+        day_key, month_key = (app_key, day), (app_key, month)
+        day_used, month_used = self._known(day_key), self._known(month_key)
         if _over(daily, day_used) or _over(monthly, month_used):
-            # These counts never exceed the true ones: no need to ask Redis. (An app over its
-            # quota is refused here once a sync has brought in the other servers' calls.)
-            return False
+            return False  # what we know never exceeds the true count: no need to ask Redis
         reservation = await shared.reserve(app_key, (day, month), self._expire_at,
                                            (daily, monthly), (day_used, month_used))
-        if reservation is None:  # Redis is down: this server's counts, as without Redis
+        if reservation is None:  # Redis is down: what this server knows, as without Redis
             self._note_shared(False)
             return self.reserve(app_key, daily, monthly)
         self._note_shared(True)
         if reservation.admitted:
-            self._count(app_key, day, month)  # for the database, the durable record
+            self._count(day_key, month_key)  # for the database, the durable record
+        seen = self._seen
+        seen[day_key] = max(seen.get(day_key, 0), reservation.day_calls)
+        seen[month_key] = max(seen.get(month_key, 0), reservation.month_calls)
         return reservation.admitted
 
-    def _count(self, app_key: str, day: str, month: str) -> None:
+    def _known(self, key: UsageKey) -> int:
+        """A lower bound of the true count: the database's total plus our unstored calls,
+        or what Redis last said plus our calls since, whichever is more."""
+        return max(self._counts.get(key, 0), self._seen.get(key, 0))
+
+    def _count(self, day_key: UsageKey, month_key: UsageKey) -> None:
         counts, pending = self._counts, self._pending
-        for key in ((app_key, day), (app_key, month)):
+        for key in (day_key, month_key):
             counts[key] = counts.get(key, 0) + 1
             pending[key] = pending.get(key, 0) + 1
 
@@ -167,6 +181,8 @@ class QuotaBook:
         # No await from here on: calls admitted during the read are in _pending, not in totals.
         keys = {key for key in (*totals, *self._pending) if key[1] in current}
         self._counts = {key: totals.get(key, 0) + self._pending.get(key, 0) for key in keys}
+        if self._seen:
+            self._seen = {key: calls for key, calls in self._seen.items() if key[1] in current}
 
     async def start(self) -> None:
         if self._task is None:
