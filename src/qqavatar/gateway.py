@@ -23,6 +23,7 @@ from .protocol.params import parse, parse_bool
 from .protocol.sign import verify_sign
 from .runtime import Runtime
 from .services import COMMON_RULES, ENVELOPE_RULES, Service, canonical_name, resolve
+from .store.db import is_database_outage
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,17 @@ class Gateway:
                 outcome.app_key = known.app_key if known is not None else None
             self._observe(outcome, started)
             return self._error(shape, error)
-        except Exception:  # a bug must not become a stack trace on the wire
-            log.exception("unhandled error in %s", request.service)
+        except Exception as exc:  # a bug must not become a stack trace on the wire
+            outage = is_database_outage(exc)
+            if outage:  # not a bug: say so (services that know they need it say it first)
+                log.warning("database unavailable in %s: %s", request.service,
+                            type(exc).__name__)
+            else:
+                log.exception("unhandled error in %s", request.service)
             outcome.ret = 500
             self._observe(outcome, started)
-            return self._error(shape, errors.server_error("内部错误，请稍后重试"))
+            return self._error(shape, errors.database_unavailable() if outage
+                               else errors.server_error("内部错误，请稍后重试"))
         outcome.err_code = result.err_code
         outcome.cache = result.cache
         outcome.upstream_fetch = result.upstream_fetch

@@ -12,15 +12,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.engine import URL
 
 from qqavatar.protocol.errors import database_unavailable
+from tests.integration.test_admin import csrf_of
 from tests.postgres_fixture import as_env, fresh_database, stored_calls
 from tests.server_fixture import RunningServer
 from tests.tcp_relay import TcpRelay
 
 UNAVAILABLE = database_unavailable().msg
+ADMIN_TOKEN = "faults-" + secrets.token_hex(8)
 
 
 def md5(text: str) -> str:
@@ -67,8 +70,12 @@ def test_a_database_outage_fails_only_what_needs_the_database(tmp_path: Path,
         relay = TcpRelay(database.host or "127.0.0.1", database.port or 5432)
         through = database.set(host="127.0.0.1", port=relay.port)
         server = RunningServer(tmp_path, fake_qlogo.url,
-                               {"QQAVATAR_DATABASE_URL": as_env(through)})
+                               {"QQAVATAR_DATABASE_URL": as_env(through),
+                                "QQAVATAR_ADMIN_TOKEN": ADMIN_TOKEN})
+        admin = httpx.Client(base_url=server.url, timeout=10)
         try:
+            assert admin.post("/admin/login", data={"token": ADMIN_TOKEN}).status_code == 303
+            csrf = csrf_of(admin.get("/admin").text)
             app_key = server.create_app("faults")["app_key"]
             server.wait_for_app(app_key)
             calls = Calls(server, app_key)
@@ -94,6 +101,12 @@ def test_a_database_outage_fails_only_what_needs_the_database(tmp_path: Path,
             ):
                 assert (reply["ret"], reply["msg"], reply["data"]) == (500, UNAVAILABLE, {})
             assert time.monotonic() - started < 5
+            # The dashboard: a write, a page and the JSON API say so too (503, not a bare 500).
+            for answer in (admin.post("/admin/apps", data={"name": "x", "csrf": csrf}),
+                           admin.get("/admin"),
+                           admin.get("/admin/api/apps",
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})):
+                assert answer.status_code == 503 and "database unavailable" in answer.text
             assert server.client.get("/healthz").status_code == 200
             assert server.proc.poll() is None
 
@@ -101,10 +114,13 @@ def test_a_database_outage_fails_only_what_needs_the_database(tmp_path: Path,
             assert wait_for(lambda: calls("App.User.Login", username=name,
                                           password=password)["ret"] == 200, timeout=10)
             assert calls.group_image()["ret"] == 200
+            assert admin.post("/admin/apps", data={"name": "after", "csrf": csrf}
+                              ).status_code == 303
             # The calls made during the outage were kept and are stored now.
             assert wait_for(lambda: calls.stored(database) == +calls.made, timeout=10), (
                 calls.stored(database), calls.made)
             assert calls.made[("App.User.Login", 500)] == 1
         finally:
+            admin.close()
             server.stop()
             relay.close()

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
+from ..store.db import is_database_outage
 from ..store.members import MemberStore, UsernameTaken, new_token, token_hash
 from .passwords import ahash_password, averify_password
 
@@ -38,13 +37,6 @@ DB_TIMEOUT = 5.0  # s per database operation; asyncpg alone would wait 60 s for 
 
 class MembersUnavailable(Exception):
     """The database could not be reached, or did not answer within `db_timeout`."""
-
-
-def is_database_outage(exc: BaseException) -> bool:
-    """Whether `exc` says the database is away (rather than a bug or a bad statement)."""
-    if isinstance(exc, (OperationalError, InterfaceError, OSError, TimeoutError)):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class LoginFailure(Enum):
@@ -160,7 +152,7 @@ class MemberService:
             async with asyncio.timeout(self._db_timeout):
                 result = await operation
         except Exception as exc:
-            if not is_database_outage(exc):
+            if not (isinstance(exc, TimeoutError) or is_database_outage(exc)):
                 raise
             if not self._db_down:
                 self._db_down = True

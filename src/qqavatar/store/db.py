@@ -7,13 +7,14 @@ is an implementation detail, so `make_engine` picks it.
 from __future__ import annotations
 
 import re
+import traceback
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 if TYPE_CHECKING:
@@ -131,3 +132,19 @@ def _upgrade_head(connection: Connection) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "heads")  # features add their own branches off 0001
+
+
+_DRIVER_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.")
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away (unreachable, connection dropped) rather than
+    a bug or a bad statement: callers answer "try again later" instead of "internal error"."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated
+    if isinstance(exc, (OSError, TimeoutError)):  # a driver's socket error, not wrapped
+        return any(str(frame.f_globals.get("__name__", "")).startswith(_DRIVER_MODULES)
+                   for frame, _ in traceback.walk_tb(exc.__traceback__))
+    return False

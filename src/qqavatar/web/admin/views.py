@@ -6,6 +6,7 @@ works without JavaScript, and its Content-Security-Policy allows none.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -25,8 +26,12 @@ from ...runtime import Runtime
 from ...stats.days import day_of
 from ...stats.queries import DaySummary, StatsQueries, Usage
 from ...store.apps import AppRecord, AppStore
+from ...store.db import is_database_outage
 from . import auth, charts
 
+log = logging.getLogger(__name__)
+
+DATABASE_UNAVAILABLE = "数据库暂时不可用，请稍后重试 (database unavailable: try again shortly)"
 DAY_CHOICES = (7, 30, 90)
 DEFAULT_DAYS = 30
 MAX_API_DAYS = 3660
@@ -69,6 +74,19 @@ def _secured(response: Response) -> Response:
     return response
 
 
+async def _unless_outage(handler: Awaitable[Response], *, as_json: bool = False) -> Response:
+    """The handler's page, or a 503 that says the database is away (not a bare 500)."""
+    try:
+        return await handler
+    except Exception as exc:
+        if not is_database_outage(exc):
+            raise
+        log.warning("admin: database unavailable (%s)", type(exc).__name__)
+        if as_json:
+            return JSONResponse({"error": DATABASE_UNAVAILABLE}, status_code=503)
+        return Response(DATABASE_UNAVAILABLE, status_code=503, media_type="text/plain")
+
+
 def page(handler: Callable[[Request, str], Awaitable[Response]]) -> Page:
     """A page for signed-in operators: 404 when the dashboard is off, else to the login."""
     async def endpoint(request: Request) -> Response:
@@ -77,7 +95,7 @@ def page(handler: Callable[[Request, str], Awaitable[Response]]) -> Page:
             return not_found()
         if not auth.signed_in(request, token):
             return _secured(RedirectResponse("/admin/login", status_code=303))
-        return _secured(await handler(request, token))
+        return _secured(await _unless_outage(handler(request, token)))
     return endpoint
 
 
@@ -94,7 +112,7 @@ def action(handler: Callable[[Request, FormData], Awaitable[Response]]) -> Page:
         if not auth.csrf_ok(request, token, csrf if isinstance(csrf, str) else None):
             return _secured(Response("CSRF check failed: reload the page and try again.",
                                      status_code=403, media_type="text/plain"))
-        return _secured(await handler(request, form))
+        return _secured(await _unless_outage(handler(request, form)))
     return endpoint
 
 
@@ -108,7 +126,7 @@ def api(handler: Callable[[Request], Awaitable[Response]]) -> Page:
             return _secured(JSONResponse({"error": "sign in or send Authorization: Bearer"},
                                          status_code=401,
                                          headers={"WWW-Authenticate": "Bearer"}))
-        return _secured(await handler(request))
+        return _secured(await _unless_outage(handler(request), as_json=True))
     return endpoint
 
 
