@@ -3,8 +3,9 @@
 The fake qlogo's `chaos` mode gives a seeded 30 % of avatar requests one of: HTTP 500, a
 hang past the server's upstream timeout, a TCP reset, an HTML page, garbage labelled
 image/jpeg, a truncated image. For `QQAVATAR_CHAOS_SECONDS` (default 60) 16 clients ask for
-thousands of distinct avatars (users and groups, four sizes, image and JSON answers) and a
-few popular ones (cache hits). What must hold:
+thousands of distinct avatars (users and groups, four sizes, image and JSON answers, some
+re-encoded to WebP/PNG/JPEG or with identicons for numbers without an avatar) and a few
+popular ones (cache hits), with the memory and the disk tier both on. What must hold:
 
 - no HTTP 500 and no envelope ret 5xx: every answer is an avatar that decodes completely, or
   an envelope whose `data.err_code` < 0 (HTTP 502/503/504 in image mode);
@@ -176,6 +177,11 @@ def client_loop(url: str, app_key: str, seed: int, stop: threading.Event, tally:
                 service, params = "App.QQ.UserImage", {"qq": str(rng.randrange(100_001,
                                                                                900_000))}
             params["size"] = size
+            extra = rng.random()
+            if extra < 0.1:  # a re-encoded variant, made from the cached original
+                params["format"] = rng.choice(("webp", "png", "jpeg"))
+            elif extra < 0.15:  # numbers ending in 0 have no avatar: a generated one instead
+                params["default"] = "identicon"
             image_mode = rng.random() < 0.5
             params["output"] = "1" if image_mode else "0"
             try:
@@ -200,6 +206,8 @@ def test_sixty_seconds_of_upstream_chaos(tmp_path: Path, fake_qlogo: Any) -> Non
     server = RunningServer(tmp_path, fake_qlogo.url, {
         "QQAVATAR_UPSTREAM_TIMEOUT": "0.5",
         "QQAVATAR_CACHE_MAX_BYTES": "4MiB",
+        "QQAVATAR_DISK_CACHE_DIR": str(tmp_path / "disk"),  # the disk tier writes under chaos too
+        "QQAVATAR_DISK_CACHE_MAX_BYTES": "8MiB",
     })
     try:
         app_key = first_app_key(server)
@@ -244,7 +252,8 @@ def test_sixty_seconds_of_upstream_chaos(tmp_path: Path, fake_qlogo: Any) -> Non
     summary = (f"seed {CHAOS_SEED}, {CHAOS_SECONDS:.0f} s, {sum(tally.outcomes.values())} "
                f"answers {dict(tally.outcomes)}, {len(tally.failures)} failures; upstream "
                f"{dealt} requests, faults {injected}; RSS warm {warm_rss / MIB:.1f} MiB, peak "
-               f"{peak_rss / MIB:.1f} MiB, last {samples[-1][1] / MIB:.1f} MiB; FDs idle "
+               f"{peak_rss / MIB:.1f} MiB, last {samples[-1][1] / MIB:.1f} MiB (every 10 s: "
+               f"{' '.join(f'{rss / MIB:.0f}' for _, rss, _ in samples[4::5])}); FDs idle "
                f"{idle_fds}, peak {peak_fds}, after {fds}")
     print(summary)
     assert not tally.failures, f"{summary}\n" + "\n".join(tally.failures[:10])
