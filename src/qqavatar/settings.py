@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     # Base of private link URLs as the public reaches this server (behind a proxy);
     # unset: each request's own scheme and Host.
     public_url: PublicUrl = None
+    # Seconds a client gets to send a request's headers, and again its body (granian cuts a
+    # slow header; the body deadline is ours, on both servers). See docs/reliability.md.
+    client_timeout: float = Field(default=10.0, gt=0)
     demo: bool = False  # `qqavatar demo` sets it: demo pages such as /demo/comments
 
     def __init__(self, **values: Any) -> None:

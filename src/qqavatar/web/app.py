@@ -117,7 +117,7 @@ class QQAvatarApp:
             await _send(send, scope, _method_not_allowed(method))
             return
         try:
-            params = await read_params(scope, receive)
+            params = await read_params(scope, receive, timeout=self.settings.client_timeout)
         except ApiError as error:  # unreadable: shape the error from the query if it parses
             try:
                 query = parse_query(scope.get("query_string", b""))

@@ -2,10 +2,17 @@
 
 Bodies may be urlencoded, multipart (fields only) or a JSON object. Values are
 text as PHP would see them: JSON scalars become PHP's string casts.
+
+Bounds, the same on both servers: at most `MAX_PARAMS` parameters; a body over
+`MAX_BODY_BYTES` is refused from its Content-Length before a byte of it is read (or, sent
+chunked, as soon as it grows past the cap); a body not complete within the client timeout
+is refused too, so a client dribbling one cannot hold a connection and its buffer. These
+are ret 400 envelopes: ret 413 is the quota's answer, and the SDK reads it as such.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import parse_qsl
 
@@ -17,6 +24,11 @@ from ..protocol import errors
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_PARAMS = 256
+DEFAULT_BODY_TIMEOUT = 10.0  # seconds; the server passes QQAVATAR_CLIENT_TIMEOUT
+
+
+def body_too_large() -> errors.ApiError:
+    return errors.client_error(400, f"请求体不能超过{MAX_BODY_BYTES}字节")
 
 
 def parse_query(raw: bytes | str) -> dict[str, str]:
@@ -39,21 +51,34 @@ def parse_query(raw: bytes | str) -> dict[str, str]:
     return dict(pairs)  # a repeated name keeps its last value, as PHP does
 
 
-async def read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive, timeout: float = DEFAULT_BODY_TIMEOUT) -> bytes:
+    """The whole body, within `timeout` seconds and `MAX_BODY_BYTES`; ApiError otherwise."""
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise errors.client_error(400, f"请求体不能超过{MAX_BODY_BYTES}字节")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise body_too_large()
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        raise errors.client_error(400, f"请求体未在{timeout:g}秒内发送完毕") from None
     return b"".join(chunks)
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The Content-Length header as a number; None if absent or not one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
 
 
 def _php_text(name: str, value: object) -> str:
@@ -103,11 +128,15 @@ async def _parse_multipart(scope: Scope, body: bytes) -> dict[str, str]:
         await form.close()
 
 
-async def read_params(scope: Scope, receive: Receive) -> dict[str, str]:
+async def read_params(scope: Scope, receive: Receive, *,
+                      timeout: float = DEFAULT_BODY_TIMEOUT) -> dict[str, str]:
     params = parse_query(scope.get("query_string", b""))
     if scope["method"] != "POST":
         return params
-    body = await read_body(receive)
+    length = declared_length(scope)
+    if length is not None and length > MAX_BODY_BYTES:
+        raise body_too_large()  # before reading: the server closes the connection after
+    body = await read_body(receive, timeout)
     if not body:
         return params
     media_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()

@@ -133,7 +133,8 @@ class QQAvatarRSGI:
                 return
             try:
                 if method == "POST":
-                    params = await read_params(asgi_scope(scope), receiver(proto))
+                    params = await read_params(asgi_scope(scope), receiver(proto),
+                                               timeout=app.settings.client_timeout)
                 else:
                     params = parse_query(scope.query_string)
             except ApiError as error:  # the body was unreadable: answer from the query alone
