@@ -1,41 +1,62 @@
-"""`qqavatar`: the operator's command line (serve, demo, app …)."""
+"""`qqavatar`: the operator's command line (serve, demo, app …).
+
+Commands other than `serve` and `demo` are imported when they are run: `qqavatar app
+list` need not load the server, the statistics or the consumer's HTTP client first.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from .. import __version__
 from ..settings import Settings
-from ..store.apps import AppRecord, AppStore
-from ..store.db import make_engine, migrate
 from ..web.servers import DEFAULT_SERVER, SERVERS, ServerName, run_granian
-from .apps import app as app_group
-from .config import MainGroup, config_command, config_file_option
-from .consumer import fetch as fetch_command
-from .consumer import get as get_command
+from .config import MainGroup, config_file_option
 from .serving import prepare_server, server_options
-from .stats import stats as stats_command
+
+if TYPE_CHECKING:
+    from ..store.apps import AppRecord
+
+# name → "module:attribute" of the click command
+LAZY_COMMANDS = {
+    "app": "qqavatar.cli.apps:app",
+    "config": "qqavatar.cli.config:config_command",
+    "fetch": "qqavatar.cli.consumer:fetch",
+    "get": "qqavatar.cli.consumer:get",
+    "stats": "qqavatar.cli.stats:stats",
+}
 
 
-@click.group(cls=MainGroup)
+class LazyGroup(MainGroup):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command), LAZY_COMMANDS[cmd_name]
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup)
 @config_file_option
 @click.version_option(__version__, prog_name="qqavatar")
 def main() -> None:
     """Self-hosted, YesApi-compatible QQ avatar API."""
 
 
-main.add_command(app_group)
-main.add_command(get_command)
-main.add_command(fetch_command)
-main.add_command(stats_command)
-main.add_command(config_command)
-
-
 async def _first_app(settings: Settings) -> tuple[AppRecord, bool]:
     """Create the database if needed; return the oldest app, creating one on an empty store."""
+    from ..store.apps import AppStore
+    from ..store.db import make_engine, migrate
+
     engine = make_engine(settings.effective_database_url)
     try:
         await migrate(engine)

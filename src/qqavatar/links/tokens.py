@@ -23,13 +23,15 @@ import base64
 import binascii
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..avatars import Kind
+if TYPE_CHECKING:  # only a type here: the CLI need not import the avatar pipeline
+    from ..avatars import Kind
 
 TOKEN_VERSION = 1
 KEY_BYTES = 32            # the stored per-app link key
