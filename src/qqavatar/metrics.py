@@ -8,7 +8,8 @@ happens in the worker after the serve command has set (or removed) the variable.
 
 What feeds what:
 - requests, their latency and cache hits/misses: the gateway observer (`RequestMetrics`),
-  one increment per answered call, children looked up in plain dicts (no label parsing);
+  plain counts per call, moved into the Prometheus objects when `/metrics` is read (one
+  worker) or at once (several);
 - cache bytes/entries: read from `runtime.avatars.cache` at scrape time (one worker) or
   every second by each worker (several);
 - upstream latency/errors, single-flight waits, shared-tier answers, statistics flushes:
@@ -22,9 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
-from typing import TYPE_CHECKING
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -57,6 +60,7 @@ REFRESH_INTERVAL = 1.0  # seconds between a worker's gauge updates (several work
 # ms, up to twice the upstream timeout).
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                     1.0, 2.5, 5.0, 10.0)
+_LATENCY_BOUNDS = (*_LATENCY_BUCKETS, math.inf)  # as `Histogram` adds +Inf
 _UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0)
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # `*_created`: noise here
@@ -130,12 +134,17 @@ UNKNOWN_SERVICE = "unknown"
 
 
 class _ServiceMetrics:
-    __slots__ = ("latency", "name", "rets")
+    """One service's calls: plain counts since the last flush, and its Prometheus children."""
+
+    __slots__ = ("buckets", "latency", "name", "rets", "seconds", "tally")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.latency = REQUEST_SECONDS.labels(name)
         self.rets: dict[int, Counter] = {}
+        self.tally: dict[int, int] = {}            # calls by ret since the last flush
+        self.buckets = [0] * len(_LATENCY_BOUNDS)  # latency observations per bucket, not cumulative
+        self.seconds = 0.0                         # their sum
 
     def ret(self, ret: int) -> Counter:
         child = self.rets.get(ret)
@@ -143,28 +152,69 @@ class _ServiceMetrics:
             child = self.rets[ret] = REQUESTS.labels(self.name, str(ret))
         return child
 
+    def flush(self) -> None:
+        tally, self.tally = self.tally, {}
+        for ret, count in tally.items():
+            self.ret(ret).inc(count)
+        buckets, self.buckets = self.buckets, [0] * len(_LATENCY_BOUNDS)
+        if any(buckets):
+            # What `observe` does once per call, for the whole batch: the sum, and each
+            # bucket's own count (prometheus_client keeps them non-cumulative).
+            # tests/unit/test_metrics_flush.py checks this against `observe`.
+            latency: Any = self.latency
+            latency._sum.inc(self.seconds)
+            for value, count in zip(latency._buckets, buckets, strict=True):
+                if count:
+                    value.inc(count)
+        self.seconds = 0.0
+
 
 class RequestMetrics:
-    """The gateway observer: per call two dict lookups, a counter and a histogram.
+    """The gateway observer: per call two dict lookups and a few plain additions.
+
+    prometheus_client takes a lock for each update (a counter and a histogram per call
+    cost about a tenth of a cached hit). With one worker this observer only counts, and
+    `flush` — run by every `/metrics` answer, see `exposition` — moves the counts into the
+    Prometheus objects. With several workers any worker may answer a scrape, so there each
+    call is flushed at once and the sums stay exact.
 
     Labels stay bounded: a service name nobody registered counts as `unknown` (clients
     choose those names), `ret` and cache results come from our own code.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, deferred: bool = True) -> None:
+        self.deferred = deferred
         self._services: dict[str, _ServiceMetrics] = {}
         self._unknown = _ServiceMetrics(UNKNOWN_SERVICE)
         self._cache: dict[str, Counter] = {}
+        self._cache_tally: dict[str, int] = {}
 
     def __call__(self, outcome: Outcome) -> None:
         service = self._services.get(outcome.service) or self._service(outcome.service)
-        service.ret(outcome.ret).inc()
-        service.latency.observe(outcome.duration)
+        tally = service.tally
+        tally[outcome.ret] = tally.get(outcome.ret, 0) + 1
+        duration = outcome.duration
+        service.buckets[bisect_left(_LATENCY_BOUNDS, duration)] += 1  # first bound >= it
+        service.seconds += duration
         if outcome.cache is not None:
-            child = self._cache.get(outcome.cache)
+            self._cache_tally[outcome.cache] = self._cache_tally.get(outcome.cache, 0) + 1
+        if not self.deferred:
+            service.flush()
+            self._flush_cache()
+
+    def flush(self) -> None:
+        """Move the counts so far into the Prometheus objects."""
+        for service in (*self._services.values(), self._unknown):
+            service.flush()
+        self._flush_cache()
+
+    def _flush_cache(self) -> None:
+        cache, self._cache_tally = self._cache_tally, {}
+        for result, count in cache.items():
+            child = self._cache.get(result)
             if child is None:
-                child = self._cache[outcome.cache] = CACHE_LOOKUPS.labels(outcome.cache.lower())
-            child.inc()
+                child = self._cache[result] = CACHE_LOOKUPS.labels(result.lower())
+            child.inc(count)
 
     def _service(self, name: str) -> _ServiceMetrics:
         from .services import SERVICES
@@ -174,6 +224,10 @@ class RequestMetrics:
             return self._unknown
         service = self._services[name] = _ServiceMetrics(name)
         return service
+
+
+# The observers whose counts `/metrics` must flush first (one per running app in this process).
+_deferred: list[RequestMetrics] = []
 
 
 # --- gauges and exposition -----------------------------------------------------------------
@@ -191,6 +245,8 @@ def refresh(runtime: Runtime) -> None:
 
 def exposition(runtime: Runtime | None) -> tuple[bytes, str]:
     """The body and content type of a `/metrics` answer."""
+    for observer in _deferred:
+        observer.flush()
     if runtime is not None:
         refresh(runtime)
     if MULTIPROCESS:
@@ -209,12 +265,19 @@ async def start(runtime: Runtime, gateway: Gateway) -> None:
     probes.upstream_fetched = upstream_fetched
     probes.shared_lookup = shared_lookup
     probes.counters_flushed = counters_flushed
-    gateway.observers.append(RequestMetrics())
+    observer = RequestMetrics(deferred=not MULTIPROCESS)
+    gateway.observers.append(observer)
     BUILD_INFO.labels(__version__).set(1)
     if runtime.stats is not None and _flushes.last is None:
         _flushes.last = time.monotonic()  # the lag counts from the start until the first flush
     refresh(runtime)
     if not MULTIPROCESS:
+        _deferred.append(observer)
+
+        async def forget() -> None:
+            _deferred.remove(observer)
+
+        runtime.closers.append(forget)
         return
     task = asyncio.create_task(_refresh_forever(runtime), name="qqavatar-metrics-refresh")
 

@@ -1,0 +1,169 @@
+"""CPU per cached hit, in-process: qqavatar's RSGI handler next to the floor's, side by side.
+
+    python -m bench.hotpath [--calls 20000] [--rounds 7] [--profile SCENARIO]
+
+Starts a full `QQAvatarApp` (every feature, SQLite in a temporary directory, a fake qlogo
+in a thread for the warm-up fetches), then calls `QQAvatarRSGI.__rsgi__` directly with a
+scope and a protocol object that only record the answer — no sockets, no granian. The floor
+(`bench.refs.floor.FloorRSGI`) replays the very answer qqavatar gave. Rounds alternate
+between scenarios and the best round of each counts, so a busy shared machine slows both
+sides alike instead of skewing the ratio.
+
+What this measures is the Python work per call on top of the server; under wrk, granian's
+own cost (about 40% of a worker's CPU in py-spy) is added to both sides, so the ratio there
+is closer to 1 than the one printed here. `--profile NAME` prints cProfile's top functions
+for one scenario instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.refs.floor import FloorRSGI
+from qqavatar.fakeqlogo import serve_in_thread
+from qqavatar.protocol.sign import compute_sign
+from qqavatar.settings import Settings
+from qqavatar.store.apps import AppRegistry, AppStore
+from qqavatar.web.app import QQAvatarApp
+from qqavatar.web.rsgi import QQAvatarRSGI
+
+Handler = Callable[[Any, Any], Awaitable[None]]
+
+
+class Headers(dict[str, str]):
+    """Stands in for granian's RSGIHeaders (`get`, `keys`, `items`, `in`)."""
+
+
+@dataclass(slots=True)
+class Scope:
+    path: str
+    query_string: str
+    method: str = "GET"
+    proto: str = "http"
+    scheme: str = "http"
+    client: str = "127.0.0.1:40000"
+    headers: Headers = field(default_factory=lambda: Headers({"host": "127.0.0.1"}))
+
+
+class Proto:
+    """Keeps the last answer; `response_bytes` is all a cached hit calls."""
+
+    answer: tuple[int, list[tuple[str, str]], bytes] | None = None
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.answer = (status, headers, body)
+
+
+def _query(params: dict[str, str]) -> str:
+    return "&".join(f"{name}={value}" for name, value in params.items())
+
+
+async def _setup(work: Path, fake_url: str) -> tuple[QQAvatarRSGI, dict[str, Scope]]:
+    settings = Settings(data_dir=work, upstream_user_url=fake_url + "/g?b=qq&nk={qq}&s={size}",
+                        upstream_group_url=fake_url + "/gh/{group}/{group}/{size}/",
+                        log_level="warning")
+    rsgi = QQAvatarRSGI(QQAvatarApp(settings))
+    await rsgi.app.startup()
+    runtime = rsgi.app.runtime
+    assert runtime is not None
+    registry = runtime.apps
+    assert isinstance(registry, AppRegistry)
+    store: AppStore = registry._store
+    plain = await store.create("bench")
+    signed = await store.create("bench-signed", sign_required=True)
+    await registry.load()
+    base = {"s": "App.QQ.UserImage", "app_key": plain.app_key, "qq": "10001"}
+    signed_params = {"s": "App.QQ.UserImage", "app_key": signed.app_key, "qq": "10001",
+                     "size": "40"}
+    signed_params["sign"] = compute_sign(signed_params, signed.app_secret)
+    scopes = {
+        "image40": Scope("/", _query({**base, "size": "40"})),
+        "json640": Scope("/", _query({**base, "size": "640", "output": "0"})),
+        "signed40": Scope("/", _query(signed_params)),
+    }
+    return rsgi, scopes
+
+
+async def _time(handler: Handler, scope: Scope, proto: Proto, calls: int) -> float:
+    # This thread's CPU time: time the machine gave to other processes is not counted.
+    started = time.thread_time()
+    for _ in range(calls):
+        await handler(scope, proto)
+    return (time.thread_time() - started) / calls
+
+
+async def _run(args: argparse.Namespace) -> int:
+    fake = serve_in_thread()
+    with tempfile.TemporaryDirectory(prefix="qqavatar-hotpath-") as tmp:
+        rsgi, scopes = await _setup(Path(tmp), fake.url)
+        try:
+            floors: dict[str, tuple[FloorRSGI, Scope]] = {}
+            for name, scope in scopes.items():
+                proto = Proto()
+                for _ in range(2):  # the first call fetches, the second is a hit
+                    await rsgi.__rsgi__(scope, proto)
+                assert proto.answer is not None and proto.answer[0] == 200, (name, proto.answer)
+                status, headers, body = proto.answer
+                if not any(n == "X-Cache" and v == "HIT" for n, v in headers):
+                    print(f"{name}: not a cached hit: {headers}", file=sys.stderr)
+                    return 1
+                floor = FloorRSGI("")
+                floor.answers = {f"/{name}": (status, headers, body)}
+                floors[name] = (floor, Scope(f"/{name}", ""))
+            if args.profile:
+                return await _profile(rsgi, scopes[args.profile], args.calls)
+            best: dict[str, float] = {}
+            for _ in range(args.rounds):
+                for name, scope in scopes.items():
+                    for label, handler, used in (
+                            (name, rsgi.__rsgi__, scope),
+                            (f"floor:{name}", floors[name][0].__rsgi__, floors[name][1])):
+                        seconds = await _time(handler, used, Proto(), args.calls)
+                        best[label] = min(best.get(label, seconds), seconds)
+            print(f"{'scenario':<10} {'CPU µs/call':>11} {'floor µs':>9} {'× floor':>8}")
+            for name in scopes:
+                ours, floor_time = best[name], best[f"floor:{name}"]
+                print(f"{name:<10} {ours * 1e6:11.2f} {floor_time * 1e6:9.2f} "
+                      f"{floor_time / ours:8.3f}")
+            return 0
+        finally:
+            await rsgi.app.shutdown()
+            fake.stop()
+
+
+async def _profile(rsgi: QQAvatarRSGI, scope: Scope, calls: int) -> int:
+    proto = Proto()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        await rsgi.__rsgi__(scope, proto)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
+    print(out.getvalue())
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=20000, help="calls per timed batch")
+    parser.add_argument("--rounds", type=int, default=7, help="batches per scenario; best counts")
+    parser.add_argument("--profile", choices=("image40", "json640", "signed40"),
+                        help="print cProfile's top functions for one scenario instead")
+    sys.exit(asyncio.run(_run(parser.parse_args())))
+
+
+if __name__ == "__main__":
+    main()
