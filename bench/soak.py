@@ -19,7 +19,7 @@ prints one table row, and at the end a verdict. It exits 1 when:
   `P99_FLOOR_MS` of headroom so a 2 ms → 5 ms wobble on a shared machine is not a drift;
 - FDs at the end exceed FDs at the end of the first window by more than `FD_SLACK`.
 
-`--minutes 0.25 --window 5` is the smoke run of tests/bench/test_soak_smoke.py.
+`--minutes 0.15 --window 3` is the smoke run of tests/bench/test_soak_smoke.py.
 """
 
 from __future__ import annotations

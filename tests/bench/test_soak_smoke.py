@@ -1,4 +1,4 @@
-"""The soak (bench/soak.py) in a 12-second run, and its verdict on made-up windows.
+"""The soak (bench/soak.py) in a 9-second run, and its verdict on made-up windows.
 
 The real soak is `python -m bench.soak` (10 minutes, outside the test run); this keeps it
 from rotting: a server and the fake start, the whole mix is answered as expected, a row per
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_a_short_soak_holds(tmp_path: Path) -> None:
     env = {name: value for name, value in os.environ.items() if not name.startswith("QQAVATAR_")}
     done = subprocess.run(
-        [sys.executable, "-m", "bench.soak", "--minutes", "0.2", "--window", "4",
+        [sys.executable, "-m", "bench.soak", "--minutes", "0.15", "--window", "3",
          "--work-dir", str(tmp_path)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
