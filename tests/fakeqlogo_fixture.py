@@ -2,7 +2,9 @@
 
 For fixtures in conftest.py (no fixtures here). The returned `RunningFake` has `url`,
 `port`, `user_url`/`group_url` (templates for the settings), `stats()`, `count(kind,
-number, size)`, `reset()`, `fault(mode, delay_ms=None, numbers=None)` and `stop()`.
+number, size)`, `reset()`, `fault(mode, delay_ms=None, numbers=None, rate=None, seed=None)`
+(`fault("chaos", rate=0.3, seed=7)`: a seeded 30 % of requests fail in assorted ways),
+`injected()` (what chaos dealt, by mode) and `stop()`.
 Numbers ending in 0 have no avatar (default image), 1-4 give JPEG, 5-9 PNG; see the
 docstring of `qqavatar.fakeqlogo`.
 """
