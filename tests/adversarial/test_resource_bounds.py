@@ -7,7 +7,7 @@
   a thousand of them at once are all cut, and every descriptor comes back.
 - A thousand idle connections leave normal requests unaffected.
 - A flood of distinct numbers keeps the worker's memory within the cache bound; descriptors and
-  upstream connections stay bounded. `QQAVATAR_FLOOD_NUMBERS=100000` runs the full-size flood
+  upstream connections stay bounded. `FLOOD_NUMBERS=100000` runs the full-size flood
   (docs/reliability.md has its figures); the default run is a smaller one of the same shape.
 """
 
@@ -36,7 +36,7 @@ from qqavatar.web.servers import MAX_HEAD_BYTES
 from tests.server_fixture import RunningServer
 
 CLIENT_TIMEOUT = 2.0  # seconds; the servers here run with QQAVATAR_CLIENT_TIMEOUT=2
-FLOOD_NUMBERS = int(os.environ.get("QQAVATAR_FLOOD_NUMBERS", "1500"))
+FLOOD_NUMBERS = int(os.environ.get("FLOOD_NUMBERS", "1500"))
 # The full-size flood runs against the brief's 4 MiB cache; the default one fills a smaller
 # cache several times over in a few seconds.
 CACHE_MAX_BYTES = 4 * 1024**2 if FLOOD_NUMBERS > 10_000 else 1024**2
