@@ -39,6 +39,7 @@ from qqavatar.web.app import QQAvatarApp
 from qqavatar.web.rsgi import QQAvatarRSGI
 
 Handler = Callable[[Any, Any], Awaitable[None]]
+SCENARIOS = ("image40", "json640", "signed40")
 
 
 class Headers(dict[str, str]):
@@ -123,6 +124,13 @@ async def _run(args: argparse.Namespace) -> int:
                 floors[name] = (floor, Scope(f"/{name}", ""))
             if args.profile:
                 return await _profile(rsgi, scopes[args.profile], args.calls)
+            if args.only:  # for instruction counts: valgrind --tool=callgrind, see the docstring
+                name = args.only.removeprefix("floor:")
+                floor, floor_scope = floors[name]
+                handler, used = ((floor.__rsgi__, floor_scope) if args.only.startswith("floor:")
+                                 else (rsgi.__rsgi__, scopes[name]))
+                await _time(handler, used, Proto(), args.calls)
+                return 0
             best: dict[str, float] = {}
             for _ in range(args.rounds):
                 for name, scope in scopes.items():
@@ -160,8 +168,10 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=20000, help="calls per timed batch")
     parser.add_argument("--rounds", type=int, default=7, help="batches per scenario; best counts")
-    parser.add_argument("--profile", choices=("image40", "json640", "signed40"),
+    parser.add_argument("--profile", choices=SCENARIOS,
                         help="print cProfile's top functions for one scenario instead")
+    parser.add_argument("--only", choices=(*SCENARIOS, *(f"floor:{name}" for name in SCENARIOS)),
+                        help="run --calls calls of one scenario once, untimed (for callgrind)")
     sys.exit(asyncio.run(_run(parser.parse_args())))
 
 

@@ -120,5 +120,17 @@ def parse_bool(raw: str) -> bool:
 
 
 def parse(params: Mapping[str, str], rules: Sequence[Rule]) -> dict[str, Any]:
-    """Apply rules in order; the first failure raises its ApiError."""
-    return {rule.name: rule.apply(params) for rule in rules}
+    """Apply rules in order; the first failure raises its ApiError.
+
+    `Rule.apply`, inlined: most rules of a call are absent and take their default, and a
+    method call per rule was a tenth of a cached hit's own time (bench/hotpath.py)."""
+    values: dict[str, Any] = {}
+    for rule in rules:
+        raw = params.get(rule.name)
+        if raw is not None:
+            values[rule.name] = rule.convert(raw)
+        elif rule.required:
+            raise errors.missing(rule.name)
+        else:
+            values[rule.name] = rule.default
+    return values
