@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import URL, make_url
 
 from qqavatar.store.db import make_engine
-from qqavatar.store.schema import stats_daily
+from qqavatar.store.schema import quota_usage, stats_daily
 
 ADMIN_URL_ENV = "QQAVATAR_TEST_DATABASE_URL"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -78,5 +78,20 @@ def stored_calls(url: URL, app_key: str) -> Counter[tuple[str, int]]:
         for row in rows:
             counts[(row.service, int(row.ret))] += int(row.calls)
         return counts
+
+    return asyncio.run(read())
+
+
+def stored_quota_usage(url: URL) -> dict[tuple[str, str], int]:
+    """The quota counts: calls per (app_key, period), e.g. (KEY, "D2026-11-28")."""
+
+    async def read() -> dict[tuple[str, str], int]:
+        engine = make_engine(url.render_as_string(hide_password=False))
+        try:
+            async with engine.connect() as connection:
+                rows = (await connection.execute(select(quota_usage))).all()
+        finally:
+            await engine.dispose()
+        return {(row.app_key, row.period): int(row.calls) for row in rows}
 
     return asyncio.run(read())

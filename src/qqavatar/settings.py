@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     database_url: str | None = None
     redis_url: str | None = None
+    # s per Redis connect and per round trip; slower counts as Redis down for a second
+    # (memory, upstream and each server's own quota counts then answer).
+    redis_timeout: float = Field(default=0.25, gt=0)
 
     upstream_user_url: str = DEFAULT_USER_URL
     upstream_group_url: str = DEFAULT_GROUP_URL

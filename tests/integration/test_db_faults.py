@@ -16,9 +16,10 @@ import httpx
 import pytest
 from sqlalchemy.engine import URL
 
+from qqavatar.limits.quota import periods_at
 from qqavatar.protocol.errors import database_unavailable
 from tests.integration.test_admin import csrf_of
-from tests.postgres_fixture import as_env, fresh_database, stored_calls
+from tests.postgres_fixture import as_env, fresh_database, stored_calls, stored_quota_usage
 from tests.server_fixture import RunningServer
 from tests.tcp_relay import TcpRelay
 
@@ -120,7 +121,16 @@ def test_a_database_outage_fails_only_what_needs_the_database(tmp_path: Path,
             assert wait_for(lambda: calls.stored(database) == +calls.made, timeout=10), (
                 calls.stored(database), calls.made)
             assert calls.made[("App.User.Login", 500)] == 1
+            # So were the quota's: every call that reached its handler (App.User.* ones that
+            # then found no database included; the unknown session stopped before).
+            stored = stored_calls(database, app_key)
+            reached = sum(count for (service, ret), count in stored.items()
+                          if ret == 200 or (ret == 500 and service.startswith("App.User.")))
+            day, _ = periods_at(time.time())
+            assert wait_for(lambda: stored_quota_usage(database).get((app_key, day)) == reached,
+                            timeout=10), (stored_quota_usage(database), reached)
         finally:
             admin.close()
             server.stop()
             relay.close()
+        assert "Traceback" not in server.output()  # an outage is expected, not a crash

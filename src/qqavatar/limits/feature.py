@@ -31,8 +31,9 @@ async def start(runtime: Runtime, gateway: Gateway) -> None:
     runtime.closers.append(quotas.stop)  # stores the last counts at shutdown
     runtime.quotas = quotas
     trusted = networks(tuple(split_list(settings.trusted_proxies)))
-    rate = RateLimiter(open_storage(storage_uri(settings.rate_limit_storage,
-                                                settings.redis_url)))
+    timeout = settings.redis_timeout
+    uri = storage_uri(settings.rate_limit_storage, settings.redis_url)
+    rate = RateLimiter(open_storage(uri, timeout=timeout), timeout=timeout)
     gateway.guards.append(AdmissionGuard(rate, trusted))
 
 

@@ -54,5 +54,8 @@ class QuotaGuard:
         app = call.app
         if not isinstance(app, AppRecord):
             return
-        if not await self.quotas.admit(app.app_key, app.daily_quota, app.monthly_quota):
+        daily, monthly = app.daily_quota, app.monthly_quota
+        if daily is None and monthly is None:
+            self.quotas.reserve(app.app_key, None, None)  # counted, never refused; no await
+        elif not await self.quotas.admit(app.app_key, daily, monthly):
             raise errors.quota_exhausted()

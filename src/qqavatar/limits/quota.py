@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
+from ..store.db import is_database_outage
 from ..store.quota import QuotaStore, UsageKey
 from .shared import SharedQuotas
 
@@ -205,9 +206,13 @@ class QuotaBook:
             await asyncio.sleep(self._flush_interval)
             try:
                 await self.flush()
-            except Exception:
+            except Exception as exc:
                 if not failing:
-                    log.exception("quota: storing counts failed; will keep retrying")
+                    if is_database_outage(exc):  # expected in an outage: no traceback
+                        log.warning("quota: database unavailable (%s); counts kept in memory, "
+                                    "stored when it is back", type(exc).__name__)
+                    else:
+                        log.exception("quota: storing counts failed; will keep retrying")
                 failing = True
             else:
                 if failing:

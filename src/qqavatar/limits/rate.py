@@ -28,7 +28,7 @@ from limits.storage import storage_from_string
 log = logging.getLogger(__name__)
 
 NAMESPACE = "qqavatar-rate"
-TIMEOUT = 0.25  # s per connect and per round trip to a shared storage
+TIMEOUT = 0.25  # s per connect and per round trip to a shared storage (QQAVATAR_REDIS_TIMEOUT)
 
 
 @functools.lru_cache(maxsize=256)
@@ -41,13 +41,13 @@ def storage_uri(rate_limit_storage: str | None, redis_url: str | None) -> str:
     return rate_limit_storage or redis_url or "memory://"
 
 
-def open_storage(uri: str) -> Storage:
+def open_storage(uri: str, *, timeout: float = TIMEOUT) -> Storage:
     """The async variant of the storage named by `uri` (`memory://`, `redis://…`)."""
     scheme = uri if uri.startswith("async+") else f"async+{uri}"
     options: dict[str, float | str] = {}
     if scheme.startswith(("async+redis", "async+rediss")):
         options["implementation"] = "redispy"  # the redis package we already depend on
-        options["socket_connect_timeout"] = options["socket_timeout"] = TIMEOUT
+        options["socket_connect_timeout"] = options["socket_timeout"] = timeout
     storage = storage_from_string(scheme, **options)
     if not isinstance(storage, Storage):  # pragma: no cover - async+ always gives async
         raise ValueError(f"not an async rate-limit storage: {uri}")
@@ -55,11 +55,12 @@ def open_storage(uri: str) -> Storage:
 
 
 class RateLimiter:
-    def __init__(self, storage: Storage, *, retry_after: float = 1.0,
+    def __init__(self, storage: Storage, *, timeout: float = TIMEOUT, retry_after: float = 1.0,
                  clock: Callable[[], float] = monotonic) -> None:
         self._limiter = MovingWindowRateLimiter(storage)
         self._local = (MovingWindowRateLimiter(MemoryStorage())
                        if not isinstance(storage, MemoryStorage) else self._limiter)
+        self._timeout = timeout
         self._retry_after = retry_after
         self._clock = clock
         self._retry_at: float | None = None  # set while the shared storage is failing
@@ -75,7 +76,7 @@ class RateLimiter:
         if self._retry_at is not None and self._clock() < self._retry_at:
             return await self._local.hit(item, app_key)
         try:
-            async with asyncio.timeout(2 * TIMEOUT):  # connect + one round trip
+            async with asyncio.timeout(2 * self._timeout):  # connect + one round trip
                 allowed = await self._limiter.hit(item, app_key)
         except self._failures as exc:  # the storage's own errors: never fail the call for them
             if self._retry_at is None:

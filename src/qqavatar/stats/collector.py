@@ -13,6 +13,7 @@ import logging
 from datetime import date, timedelta
 
 from .. import probes
+from ..store.db import is_database_outage
 from .recorder import StatsBatch, StatsRecorder
 from .sink import StatsSink
 
@@ -73,7 +74,11 @@ class StatsCollector:
                 if not isinstance(exc, Exception):
                     raise  # cancelled: the counts are back in the recorder
                 if not self._failing:
-                    log.exception("statistics: writing failed; will keep retrying")
+                    if is_database_outage(exc):  # expected in an outage: no traceback
+                        log.warning("statistics: database unavailable (%s); counts kept in "
+                                    "memory, written when it is back", type(exc).__name__)
+                    else:
+                        log.exception("statistics: writing failed; will keep retrying")
                 self._failing = True
                 return False
             if self._failing:

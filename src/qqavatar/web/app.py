@@ -52,7 +52,7 @@ class QQAvatarApp:
         runtime = Runtime(settings=settings, apps=registry, avatars=avatars, engine=engine,
                           closers=[engine.dispose, avatars.aclose, registry.stop])
         if settings.redis_url:
-            runtime.redis = RedisLink(settings.redis_url)
+            runtime.redis = RedisLink(settings.redis_url, timeout=settings.redis_timeout)
             runtime.closers.append(runtime.redis.aclose)
             avatars.share_through(runtime.redis)
         self.runtime = runtime
