@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .protocol.envelope import Digest
+    from .protocol.envelope import Data, Digest
     from .services import Service
 
 
@@ -56,7 +56,7 @@ class ApiReply:
 class Result:
     """What a handler answers: `data` for the envelope, or a complete `reply` (an image)."""
 
-    data: bytes = b"{}"
+    data: Data = b"{}"                # the data JSON, or its pieces (joined once into the body)
     err_code: int = 0
     http_status: int | None = None    # the status of an image-mode failure (502, 504, 404 …)
     reply: ApiReply | None = None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .calls import ApiReply, ApiRequest, AppLike, Call, Outcome, Result
 from .protocol import errors
-from .protocol.envelope import Digest, envelope, is_valid_callback, jsonp
+from .protocol.envelope import Data, Digest, envelope, is_valid_callback, jsonp
 from .protocol.errors import ApiError
 from .protocol.params import parse, parse_bool
 from .protocol.sign import verify_sign
@@ -180,11 +180,13 @@ class Gateway:
         return self._envelope(shape, error.ret, b"{}", error.msg, http_status=status)
 
     def _envelope(
-        self, shape: _Shape, ret: int, data: bytes, msg: str, *, http_status: int | None = None,
+        self, shape: _Shape, ret: int, data: Data, msg: str, *, http_status: int | None = None,
         prehashed: Digest | None = None,
     ) -> ApiReply:
-        body = data if shape.return_data else envelope(ret, data, msg, shape.t, shape.secret,
-                                                       prehashed)
+        if shape.return_data:
+            body = data if isinstance(data, bytes) else b"".join(data)
+        else:
+            body = envelope(ret, data, msg, shape.t, shape.secret, prehashed)
         content_type = JSON_TYPE
         if shape.callback is not None:
             body, content_type = jsonp(shape.callback, body), JSONP_TYPE

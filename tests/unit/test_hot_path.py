@@ -9,8 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qqavatar.avatars.model import make_avatar
-from qqavatar.handlers.avatars import avatar_data
-from qqavatar.handlers.digests import DataDigests
+from qqavatar.handlers.digests import DATA_HEAD, DataDigests, avatar_data
 from qqavatar.protocol import sign
 from qqavatar.protocol.envelope import auth, envelope
 from qqavatar.protocol.errors import ApiError
@@ -81,13 +80,21 @@ def test_auth_from_a_kept_md5_state() -> None:
     found = make_avatar(b"\xff\xd8 not really a jpeg", "image/jpeg", is_default=False,
                         lifetime=60, now=0.0, size=40)
     data = avatar_data(found)
+    assert data.startswith(b'{"err_code":0,"err_msg":"","img":"')
     for t in (1_700_000_000, 1_700_000_001):  # the kept state is copied, never consumed
-        state = digests.of(found, data)
+        tail, state = digests.of(found)
+        pieces = (DATA_HEAD, found.b64_json, tail)
+        assert b"".join(pieces) == data
         assert auth(data, t, "secret", state) == auth(data, t, "secret")
-        assert envelope(200, data, "", t, "secret", state) == envelope(200, data, "", t, "secret")
+        assert auth(pieces, t, "secret") == auth(data, t, "secret")
+        whole = envelope(200, data, "", t, "secret")
+        assert envelope(200, data, "", t, "secret", state) == whole
+        assert envelope(200, pieces, "", t, "secret", state) == whole
+        assert envelope(200, pieces, "", t, None) == envelope(200, data, "", t, None)
     assert len(digests) == 1
     for index in range(3):  # bounded: the least recently used state goes
         other = make_avatar(bytes([index]) * 10, "image/png", is_default=True, lifetime=60,
                             now=0.0, size=100)
-        digests.of(other, avatar_data(other))
+        tail, state = digests.of(other)
+        assert state.hexdigest() == hashlib.md5(avatar_data(other)).hexdigest()
     assert len(digests) == 2

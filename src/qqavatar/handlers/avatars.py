@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from ..avatars import Avatar, AvatarError, CacheState, Kind, Served
 from ..avatars.upstream import parse_http_date
 from ..calls import ApiReply, Call, Result
-from ..protocol.phpjson import dumps, encode_str
+from ..protocol.phpjson import dumps
 from ..runtime import Runtime
-from .digests import DataDigests
+from .digests import DATA_HEAD, DataDigests
 
 _X_CACHE: dict[str, tuple[tuple[str, str], ...]] = {
     state: (("X-Cache", state),) for state in ("HIT", "MISS", "STALE", "REVALIDATED")}
@@ -70,20 +70,10 @@ def _answer(call: Call, found: Avatar, cache: CacheState, upstream_fetch: bool,
         reply = image_reply(found, call.request.headers, cache, call.request.method)
         return Result(reply=reply, cache=cache, upstream_fetch=upstream_fetch,
                       upstream_ms=waited)
-    data = avatar_data(found)
-    return Result(data=data, cache=cache, upstream_fetch=upstream_fetch,
-                  upstream_ms=waited, headers=_X_CACHE[cache], data_md5=DIGESTS.of(found, data))
-
-
-def avatar_data(found: Avatar) -> bytes:
-    """`data` for output=0, assembled from ready pieces (the base64 is pre-escaped)."""
-    return b"".join((
-        b'{"err_code":0,"err_msg":"","img":"',
-        found.b64_json,
-        b'","is_default":', b"true" if found.is_default else b"false",
-        b',"content_type":', encode_str(found.content_type).encode("utf-8"),
-        b',"size":%d}' % found.size,
-    ))
+    tail, state = DIGESTS.of(found)
+    return Result(data=(DATA_HEAD, found.b64_json, tail), cache=cache,
+                  upstream_fetch=upstream_fetch, upstream_ms=waited, headers=_X_CACHE[cache],
+                  data_md5=state)
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:

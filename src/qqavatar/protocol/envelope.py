@@ -1,7 +1,8 @@
 """The YesApi envelope `{"ret","data","msg","_t","_auth"}`, JSONP and `return_data`.
 
 `data` arrives already encoded, so `_auth` hashes exactly the bytes the body
-carries: `_auth = md5(<data JSON> + str(_t) + app_secret)`.
+carries: `_auth = md5(<data JSON> + str(_t) + app_secret)`. It may arrive in pieces
+(`Data`), joined once into the body: an avatar's base64 is then copied once per answer.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from .phpjson import dumps, encode_str
 
 CALLBACK_PATTERN = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.]{0,63}")
 EMPTY_DATA = b"{}"
+# The data JSON, whole or as pieces to be concatenated.
+Data = bytes | tuple[bytes, ...]
 
 
 class Digest(Protocol):
@@ -24,20 +27,30 @@ class Digest(Protocol):
     def hexdigest(self) -> str: ...
 
 
-def auth(data_json: bytes, t: int, secret: str, prehashed: Digest | None = None) -> str:
+def auth(data_json: Data, t: int, secret: str, prehashed: Digest | None = None) -> str:
     """`prehashed`: an md5 state that has consumed exactly `data_json` (it is not changed)."""
-    digest = hashlib.md5(data_json) if prehashed is None else prehashed.copy()
+    if prehashed is not None:
+        digest = prehashed.copy()
+    elif isinstance(data_json, bytes):
+        digest = hashlib.md5(data_json)
+    else:
+        digest = hashlib.md5()
+        for piece in data_json:
+            digest.update(piece)
     digest.update(str(t).encode("ascii"))
     digest.update(secret.encode("utf-8"))
     return digest.hexdigest()
 
 
-def envelope(ret: int, data_json: bytes, msg: str, t: int, secret: str | None,
+def envelope(ret: int, data_json: Data, msg: str, t: int, secret: str | None,
              prehashed: Digest | None = None) -> bytes:
     """The full body; `_auth` only when the app (its secret) is known."""
-    parts = [
-        b'{"ret":', str(ret).encode("ascii"),
-        b',"data":', data_json,
+    parts = [b'{"ret":', str(ret).encode("ascii"), b',"data":']
+    if isinstance(data_json, bytes):
+        parts.append(data_json)
+    else:
+        parts += data_json
+    parts += [
         b',"msg":', encode_str(msg).encode("utf-8"),
         b',"_t":', str(t).encode("ascii"),
     ]
