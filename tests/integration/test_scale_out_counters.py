@@ -17,10 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from sqlalchemy.engine import URL
 
 from qqavatar.limits.quota import periods_at
-from tests.integration.test_limits import QUOTA_USED_UP, update, wait_for_probe
+from tests.integration.test_limits import QUOTA_USED_UP, TOO_FAST, update, wait_for_probe
 from tests.postgres_fixture import as_env, fresh_database, stored_calls, stored_quota_usage
 from tests.redis_fixture import RedisProcess
 from tests.server_fixture import RunningServer
@@ -49,8 +50,10 @@ class Cluster:
                 self.ledger[(app_key, reply["ret"])] += 1
         return reply
 
-    def burst(self, app_key: str, calls: int) -> Counter[int]:
-        """`calls` concurrent calls, alternating between the servers: answers by ret."""
+    def burst(self, app_key: str, calls: int, *,
+              refusal: str = QUOTA_USED_UP) -> Counter[int]:
+        """`calls` concurrent calls, alternating between the servers: answers by ret (any
+        other than 200 must say `refusal`)."""
         clients = [httpx.Client(base_url=server.url, timeout=30.0,
                                 limits=httpx.Limits(max_connections=calls))
                    for server in self.servers]
@@ -65,7 +68,7 @@ class Cluster:
         finally:
             for client in clients:
                 client.close()
-        assert {reply["msg"] for reply in replies if reply["ret"] != 200} <= {QUOTA_USED_UP}
+        assert {reply["msg"] for reply in replies if reply["ret"] != 200} <= {refusal}
         return Counter(reply["ret"] for reply in replies)
 
     def set_limits(self, app_key: str, *flags: str) -> None:
@@ -102,10 +105,11 @@ def test_an_app_created_on_one_server_is_usable_on_the_other_within_2_s(
         cluster.apps[name] = first.create_app(name)["app_key"]  # `qqavatar app create`
     started = time.monotonic()
     for app_key in cluster.apps.values():
-        while cluster.call(second, app_key)["ret"] == 406:
-            assert time.monotonic() - started < 2.0, "the other server does not know the app"
-            time.sleep(0.05)
-        assert cluster.call(first, app_key)["ret"] == 200
+        for server in (second, first):  # (the first server learns of it as the second does)
+            while cluster.call(server, app_key)["ret"] == 406:
+                elapsed = time.monotonic() - started
+                assert elapsed < 2.0, f"{server.url} does not know the app after {elapsed:.1f} s"
+                time.sleep(0.05)
 
 
 def test_a_daily_quota_allows_exactly_n_calls_across_both(cluster: Cluster) -> None:
@@ -165,6 +169,16 @@ def test_a_redis_restart_mid_run_fails_no_request_and_resets_no_quota(
     # Not reset: 10 more calls allowed means exactly 10 more, counted from the 30 before.
     cluster.set_limits(metered, "--daily-quota", "40")
     assert cluster.burst(metered, 30) == Counter({200: 10, 413: 20})
+
+
+def test_rate_limits_live_in_the_shared_redis_by_default(cluster: Cluster) -> None:
+    free = cluster.apps["free"]
+    cluster.set_limits(free, "--rate-limit", "3")
+    answers = cluster.burst(free, 12, refusal=TOO_FAST)
+    assert answers[408] > 0
+    # QQAVATAR_RATE_LIMIT_STORAGE is not set: the window is kept in QQAVATAR_REDIS_URL.
+    with redis.Redis.from_url(cluster.redis.url) as client:
+        assert client.keys(f"*qqavatar-rate*{free}*")
 
 
 def test_after_both_stop_the_stored_counters_equal_the_calls_made(cluster: Cluster) -> None:
