@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
+from qqavatar.store.db import make_engine
+from qqavatar.store.schema import metadata
 from qqavatar.store.testing import create_database, drop_database
 
 # The suite on PostgreSQL (QQAVATAR_DATABASE_URL=postgresql://… in the environment): each
@@ -41,6 +45,17 @@ def database_for(data_dir: Path) -> str | None:
 def drop_created_databases() -> None:
     while created_databases:
         drop_database(created_databases.pop())
+
+
+async def _query(url: str, statements: list[tuple[str, dict[str, Any]]]
+                 ) -> list[list[tuple[Any, ...]]]:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return [[tuple(row) for row in await connection.execute(text(sql), params)]
+                    for sql, params in statements]
+    finally:
+        await engine.dispose()
 
 
 def free_port() -> int:
@@ -97,6 +112,21 @@ class RunningServer:
         )
         wait_until_listening(self.url + "/", self.proc)
         self.client = httpx.Client(base_url=self.url, timeout=10.0)
+
+    @property
+    def database_url(self) -> str:
+        """The database this server uses: its own PostgreSQL one, or the SQLite file."""
+        return self.env.get("QQAVATAR_DATABASE_URL") or f"sqlite:///{self.data_dir / 'qqavatar.db'}"
+
+    def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Rows of one SQL statement (`:name` parameters) on the server's database."""
+        return asyncio.run(_query(self.database_url, [(sql, params)]))[0]
+
+    def dump(self) -> str:
+        """Every row of every table of ours, as text: to look for what must not be stored."""
+        statements = [(f"SELECT * FROM {table}", {}) for table in metadata.tables]
+        return "\n".join(repr(row) for rows in asyncio.run(_query(self.database_url, statements))
+                         for row in rows)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -6,11 +6,18 @@ exact quotas), but no request may fail because Redis is down. So every use goes 
 link down. While down, `run` answers `fallback` at once, without touching the network, and
 after `retry_after` seconds the next call tries again: the first success brings the link
 back. Going down and coming back are each logged once, and `state` is what `/readyz` shows.
+
+Under concurrency a loss is seen by many operations at once, so three rules keep the state
+from flapping: only an operation started after the link went down can bring it back; one
+that fails having started before the link came back does not take it down again (neither
+is news); and going down drops the pooled connections, so that after Redis returns no
+operation trips over a socket to the old, dead process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from time import monotonic
@@ -34,6 +41,7 @@ class RedisLink:
         self.retry_after = retry_after
         self._clock = clock
         self._down_since: float | None = None
+        self._up_since = float("-inf")  # when it last came back
         self._retry_at = 0.0
 
     @property
@@ -49,24 +57,30 @@ class RedisLink:
         """`op(client)`, or `fallback` when Redis is down or fails now (never raises for Redis)."""
         if not self.usable:
             return fallback
+        started = self._clock()
         try:
             async with asyncio.timeout(self.timeout * 2):  # connect + one round trip
                 result = await op(self.client)
         except (RedisError, OSError, TimeoutError) as exc:
-            self._failed(exc)
+            await self._failed(exc, started)
             return fallback
-        if self._down_since is not None:
+        down_since = self._down_since
+        if down_since is not None and started >= down_since:
             log.warning("redis: reachable again after %.1f s; shared state back on",
-                        self._clock() - self._down_since)
-            self._down_since = None
+                        self._clock() - down_since)
+            self._down_since, self._up_since = None, self._clock()
         return result
 
-    def _failed(self, exc: BaseException) -> None:
+    async def _failed(self, exc: BaseException, started: float) -> None:
         now = self._clock()
         if self._down_since is None:
+            if started < self._up_since:
+                return  # began before the link came back: a stale socket, not news
             self._down_since = now
             log.warning("redis: unreachable (%s); serving from memory and upstream, "
                         "retrying every %g s", type(exc).__name__, self.retry_after)
+            with contextlib.suppress(RedisError, OSError):
+                await self.client.connection_pool.disconnect()
         self._retry_at = now + self.retry_after
 
     async def aclose(self) -> None:

@@ -191,7 +191,7 @@ def counted(url: str, app_key: str) -> tuple[int, int]:
 
 
 def crash_and_restart(data_dir: Path, fake: Any, database_url: str) -> None:
-    env = {"QQAVATAR_DATABASE_URL": database_url} if database_url.startswith("postgres") else {}
+    env = {"QQAVATAR_DATABASE_URL": database_url}  # this very database, whatever the suite's
     server = RunningServer(data_dir, fake.url, env)
     killed_at = 0.0
     try:

@@ -197,8 +197,8 @@ def test_short_key_is_refused_without_showing_it() -> None:
 
 def test_encrypt_secrets_command(tmp_path: Path) -> None:
     """Apps made before the key was set: served as they are, sealed by the command."""
-    env = {"QQAVATAR_DATA_DIR": str(tmp_path)}
     database_url = f"sqlite:///{tmp_path / 'qqavatar.db'}"
+    env = {"QQAVATAR_DATA_DIR": str(tmp_path), "QQAVATAR_DATABASE_URL": database_url}
 
     async def plaintext_app() -> str:
         engine = make_engine(database_url)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Generator
@@ -221,9 +220,7 @@ def test_quota_survives_a_restart(tmp_path: Path, fake_qlogo: Any) -> None:
         assert [call(running, key)["ret"] for _ in range(3)] == [200, 200, 200]
     finally:
         assert running.stop() == 0  # a graceful stop stores the last counts
-    with sqlite3.connect(tmp_path / "qqavatar.db") as db:
-        rows = db.execute("SELECT period, calls FROM quota_usage WHERE app_key = ?",
-                          (key,)).fetchall()
+    rows = running.query("SELECT period, calls FROM quota_usage WHERE app_key = :key", key=key)
     assert sorted(calls for _, calls in rows) == [3, 3]            # today and this month
     assert {period[0] for period, _ in rows} == {"D", "M"}
     running = RunningServer(tmp_path, fake_qlogo.url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -205,11 +204,9 @@ def test_session_rules(server: RunningServer, app: dict[str, Any], service: str,
 
 def test_secrets_are_not_stored_in_clear(server: RunningServer, app: dict[str, Any]) -> None:
     _, uuid, token = register_and_login(server, app, "hunter2")
-    with sqlite3.connect(Path(server.data_dir) / "qqavatar.db") as db:
-        (stored,) = db.execute("SELECT password_hash FROM members WHERE uuid = ?",
-                               (uuid,)).fetchone()
-        session_rows = db.execute("SELECT * FROM sessions WHERE uuid = ?", (uuid,)).fetchall()
-        dump = "\n".join(db.iterdump())
+    [(stored,)] = server.query("SELECT password_hash FROM members WHERE uuid = :uuid", uuid=uuid)
+    session_rows = server.query("SELECT * FROM sessions WHERE uuid = :uuid", uuid=uuid)
+    dump = server.dump()
     assert stored.startswith("scrypt$16384$8$1$")
     for secret in ("hunter2", md5("hunter2"), md5("hunter2").upper(), token, token.lower()):
         assert secret not in dump

@@ -29,7 +29,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory,
     granian = RunningServer(data / "granian", fake_qlogo.url)
     # The second server uses the first one's database: the same apps on both.
     uvicorn = RunningServer(data / "uvicorn", fake_qlogo.url,
-                            {"QQAVATAR_DATABASE_URL": f"sqlite:///{data / 'granian' / 'qqavatar.db'}"},
+                            {"QQAVATAR_DATABASE_URL": granian.database_url},
                             args=("--server", "uvicorn"))
     yield granian, uvicorn
     uvicorn.stop()
