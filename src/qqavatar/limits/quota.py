@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 EXPIRY_MARGIN = 3600  # s a shared counter outlives its period (late calls, clock skew)
+SHUTDOWN_ATTEMPTS = 5  # of the last flush, half a flush interval apart
 
 
 def periods_at(now: float) -> tuple[str, str]:
@@ -191,14 +192,25 @@ class QuotaBook:
             self._task = asyncio.create_task(self._run(), name="qqavatar-quota-flush")
 
     async def stop(self) -> None:
-        """Stop the periodic flush and store the last counts."""
+        """Stop the periodic flush and store the last counts (a database that is briefly
+        away gets a few more tries, as the statistics get)."""
         task, self._task = self._task, None
         if task is not None:
             async with self._lock:  # never cut a flush in half
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.flush(sync=False)
+        for _ in range(SHUTDOWN_ATTEMPTS):
+            try:
+                await self.flush(sync=False)
+                return
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+            await asyncio.sleep(self._flush_interval / 2)
+        log.error("quota: database unavailable at shutdown; %d counted calls not stored",
+                  sum(calls for (_, period), calls in self._pending.items()
+                      if period.startswith("D")))
 
     async def _run(self) -> None:
         failing = False
