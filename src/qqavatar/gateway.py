@@ -34,6 +34,8 @@ JSONP_TYPE = "text/javascript; charset=utf-8"
 Guard = Callable[[Call], Awaitable[None]]
 # An observer sees every answered call; it must be cheap and must not raise.
 Observer = Callable[[Outcome], None]
+# Spellings of service names kept resolved; past this, further spellings are resolved per call.
+_MAX_RESOLVED = 256
 
 
 @dataclass(slots=True)
@@ -61,6 +63,8 @@ class Gateway:
         self.observers = list(observers)
         self.mirror_status = runtime.settings.http_status == "mirror"
         self.clock = clock
+        # Service names as clients spell them → the service (names vary in case only).
+        self._resolved: dict[str, Service] = {}
 
     def _shape(self, params: dict[str, str]) -> _Shape:
         callback = params.get("callback")
@@ -87,11 +91,14 @@ class Gateway:
         started = time.perf_counter()
         params = request.params
         shape = self._shape(params)
-        outcome = Outcome(service=canonical_name(request.service or "App.Site.Index"),
+        name = request.service or "App.Site.Index"
+        service = self._resolved.get(name)
+        outcome = Outcome(service=canonical_name(name) if service is None else service.name,
                           app_key=None, ret=200)
         try:
-            service = resolve(request.service or "App.Site.Index")
-            outcome.service = service.name
+            if service is None:
+                service = self._resolve(name)
+                outcome.service = service.name
             if service.image:
                 shape.image_mode = parse_bool(params.get("output", "1"))
             if on_behalf_of is None:
@@ -130,6 +137,12 @@ class Gateway:
         outcome.upstream_ms = result.upstream_ms
         self._observe(outcome, started)
         return self._reply(shape, result)
+
+    def _resolve(self, name: str) -> Service:
+        service = resolve(name)  # raises for an unknown name: those are not kept
+        if len(self._resolved) < _MAX_RESOLVED:
+            self._resolved[name] = service
+        return service
 
     def _authenticate(self, shape: _Shape, service: Service, request: ApiRequest) -> Call:
         params = request.params
