@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -81,7 +82,10 @@ def _serve(host: str, port: int, workers: int, server: ServerName = DEFAULT_SERV
     if created:
         click.echo(f"  created the first app '{first.name}':")
         click.echo(f"    app_key    {first.app_key}")
-        click.echo(f"    app_secret {first.app_secret}")
+        if sys.stdout.isatty():
+            click.echo(f"    app_secret {first.app_secret}")
+        else:  # stdout is a log (systemd, a container): no secret in it
+            click.echo(f"    app_secret (not printed to a log: qqavatar app show {first.app_key})")
     else:
         click.echo(f"  app_key of '{first.name}': {first.app_key}")
     click.echo(f"  try: {base}/?s=App.QQ.UserImage&app_key={first.app_key}&qq=10001")
