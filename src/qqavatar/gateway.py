@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .calls import ApiReply, ApiRequest, AppLike, Call, Outcome, Result
 from .protocol import errors
@@ -68,10 +69,11 @@ class Gateway:
 
     def _shape(self, params: dict[str, str]) -> _Shape:
         callback = params.get("callback")
+        return_data = params.get("return_data")  # mostly absent: no parse_bool call then
         return _Shape(
             t=int(self.clock()),
             callback=callback if callback is not None and is_valid_callback(callback) else None,
-            return_data=parse_bool(params.get("return_data", "0")),
+            return_data=return_data is not None and parse_bool(return_data),
         )
 
     def reject(self, params: dict[str, str], error: ApiError) -> ApiReply:
@@ -79,13 +81,14 @@ class Gateway:
         self._observe(Outcome(service="", app_key=None, ret=error.ret))
         return self._error(self._shape(params), error)
 
-    async def handle(self, request: ApiRequest) -> ApiReply:
-        return await self._handle(request, None)
+    # Plain functions handing out `_handle`'s coroutine: one coroutine per call, not two.
+    def handle(self, request: ApiRequest) -> Coroutine[Any, Any, ApiReply]:
+        return self._handle(request, None)
 
-    async def handle_as(self, app: AppLike, request: ApiRequest) -> ApiReply:
+    def handle_as(self, app: AppLike, request: ApiRequest) -> Coroutine[Any, Any, ApiReply]:
         """A call the server makes for `app` (a private link's view): no `app_key` or `sign`
         is asked of the request; rules, guards, handler and observers run as for any call."""
-        return await self._handle(request, app)
+        return self._handle(request, app)
 
     async def _handle(self, request: ApiRequest, on_behalf_of: AppLike | None) -> ApiReply:
         started = time.perf_counter()
@@ -100,7 +103,8 @@ class Gateway:
                 service = self._resolve(name)
                 outcome.service = service.name
             if service.image:
-                shape.image_mode = parse_bool(params.get("output", "1"))
+                output = params.get("output")
+                shape.image_mode = output is None or parse_bool(output)
             if on_behalf_of is None:
                 call = self._authenticate(shape, service, request)
             else:

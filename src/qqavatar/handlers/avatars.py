@@ -48,6 +48,10 @@ async def avatar(runtime: Runtime, call: Call) -> Result:
     default: str = values.get("default") or "qq"
     found = runtime.avatars.cached(kind, number, size, fmt, default)
     if found is not None:  # the hot path: no allocation beyond the answer
+        if call.image_mode:  # `_answer`, inlined
+            request = call.request
+            return Result(reply=image_reply(found, request.headers, "HIT", request.method),
+                          cache="HIT")
         return _answer(call, found, "HIT", False, None)
     started = time.perf_counter()
     try:
@@ -90,7 +94,10 @@ def not_modified(found: Avatar, headers: Mapping[str, str]) -> bool:
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
         return etag_matches(if_none_match, found.etag)
-    since = parse_http_date(headers.get("if-modified-since"))
+    since_text = headers.get("if-modified-since")
+    if since_text is None:  # the common case: no call to the date parser
+        return False
+    since = parse_http_date(since_text)
     return since is not None and found.modified_at <= since
 
 
