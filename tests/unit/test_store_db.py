@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
+from qqavatar.store import db
 from qqavatar.store.db import alembic_config, async_url, make_engine, migrate, script_heads
 from qqavatar.store.schema import metadata
 from qqavatar.store.testing import EngineFactory
@@ -98,3 +101,22 @@ async def test_concurrent_migrations_serialise(engines: EngineFactory) -> None:
 def test_heads_read_from_the_files_match_alembics() -> None:
     # migrate() skips Alembic when the database is at these heads: they must be Alembic's own.
     assert script_heads() == _head()
+
+
+async def test_a_postgresql_server_that_never_answers_is_given_up_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A listener that accepts and says nothing, as a hung database host looks to a client.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    monkeypatch.setattr(db, "PG_CONNECT_TIMEOUT", 0.5)
+    engine = make_engine(f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/none")
+    started = time.monotonic()
+    try:
+        with pytest.raises((TimeoutError, OSError)):
+            async with engine.connect():
+                pass
+        assert time.monotonic() - started < 5  # asyncpg alone would wait 60 s
+    finally:
+        await engine.dispose()
+        silent.close()

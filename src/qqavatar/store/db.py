@@ -30,6 +30,7 @@ _ASYNC_DRIVERS = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+PG_CONNECT_TIMEOUT = 5.0  # seconds
 
 # Any constant works; it only has to be the same for every qqavatar process.
 _PG_MIGRATION_LOCK = 0x71_71_61_76  # "qqav"
@@ -47,6 +48,10 @@ def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
     """An async engine for `url`; `engine_kwargs` go to `create_async_engine`."""
     parsed = async_url(url)
     if parsed.get_backend_name() != "sqlite":
+        if parsed.drivername == "postgresql+asyncpg":
+            # asyncpg waits 60 s for an unreachable server; nothing of ours should wait that long.
+            connect_args = engine_kwargs.setdefault("connect_args", {})
+            connect_args.setdefault("timeout", PG_CONNECT_TIMEOUT)
         return create_async_engine(parsed, **engine_kwargs)
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
