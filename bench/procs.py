@@ -36,6 +36,7 @@ class Proc:
                  env: dict[str, str] | None = None, cpu: int | None = None,
                  cwd: Path | None = None) -> None:
         self.name = name
+        self.env = env
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -92,14 +93,16 @@ def start_qqavatar(work: Path, name: str, fake: Fake, *, server: str, workers: i
 
 
 def first_app(proc: Proc, timeout: float = 30.0) -> tuple[str, str]:
-    """The app_key and app_secret `qqavatar serve` prints when it creates the first app."""
+    """The app_key `qqavatar serve` prints when it creates the first app, and its secret
+    (which it prints only to a terminal: asked of `qqavatar app show`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        output = proc.output(tail=100_000)
-        key = re.search(r"app_key\s+([0-9A-F]{32})", output)
-        secret = re.search(r"app_secret\s+([A-Za-z0-9]{64})", output)
-        if key and secret:
-            return key[1], secret[1]
+        key = re.search(r"app_key\s+([0-9A-F]{32})", proc.output(tail=100_000))
+        if key:
+            shown = subprocess.run([sys.executable, "-m", "qqavatar", "app", "show", key[1],
+                                    "--json"], env=proc.env, capture_output=True, text=True,
+                                   timeout=60, check=True)
+            return key[1], str(json.loads(shown.stdout)["app_secret"])
         if not proc.alive():
             break
         time.sleep(0.1)
