@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import socket
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.engine import URL, make_url
 
 from qqavatar.store.db import make_engine
 from qqavatar.store.schema import quota_usage, stats_daily
+from qqavatar.store.testing import create_database, drop_database
 
 ADMIN_URL_ENV = "QQAVATAR_TEST_DATABASE_URL"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -34,28 +34,17 @@ def _reachable(url: URL) -> bool:
     return True
 
 
-async def _admin(url: URL, statement: str) -> None:
-    engine = make_engine(url.render_as_string(hide_password=False),
-                         isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @contextmanager
 def fresh_database() -> Iterator[URL]:
     """The URL of a new, empty database (migrations run when a server first connects)."""
     admin = admin_url()
     if not _reachable(admin):
         pytest.skip(f"PostgreSQL is not running at {admin.host}:{admin.port}")
-    name = f"qqavatar_t_{secrets.token_hex(6)}"
-    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
+    url = create_database(admin.render_as_string(hide_password=False))
     try:
-        yield admin.set(database=name)
+        yield make_url(url)
     finally:
-        asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(url)
 
 
 def as_env(url: URL) -> str:

@@ -64,6 +64,10 @@ class RedisLink:
         except (RedisError, OSError, TimeoutError) as exc:
             await self._failed(exc, started)
             return fallback
+        except Exception as exc:
+            log.exception("redis: unexpected error; treated as Redis being down")
+            await self._failed(exc, started)
+            return fallback
         down_since = self._down_since
         if down_since is not None and started >= down_since:
             log.warning("redis: reachable again after %.1f s; shared state back on",
@@ -80,7 +84,9 @@ class RedisLink:
             log.warning("redis: unreachable (%s); serving from memory and upstream, "
                         "retrying every %g s", type(exc).__name__, self.retry_after)
             with contextlib.suppress(RedisError, OSError):
-                await self.client.connection_pool.disconnect()
+                # Idle ones only: tearing down a socket another operation is using (even
+                # one still connecting) breaks that operation inside the client library.
+                await self.client.connection_pool.disconnect(inuse_connections=False)
         self._retry_at = now + self.retry_after
 
     async def aclose(self) -> None:

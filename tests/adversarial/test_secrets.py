@@ -28,7 +28,6 @@ import httpx
 import pytest
 from alembic import command
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from qqavatar.config import ConfigError
 from qqavatar.protocol.sign import compute_sign
@@ -37,6 +36,7 @@ from qqavatar.settings import Settings
 from qqavatar.store.apps import AppStore
 from qqavatar.store.db import alembic_config, make_engine, migrate
 from qqavatar.store.testing import EngineFactory
+from tests.postgres_fixture import as_env, fresh_database
 from tests.server_fixture import RunningServer, free_port
 from tests.tcp_relay import TcpRelay
 from tests.unit.conftest import engines  # noqa: F401 - the per-database fixture
@@ -274,15 +274,6 @@ def seed_app(database_url: str, key: str, *, sign_required: bool = True) -> dict
     return asyncio.run(run())
 
 
-async def _pg_admin(url: str, statement: str) -> None:
-    engine = make_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @dataclass
 class SealedServer:
     server: RunningServer
@@ -296,32 +287,21 @@ class SealedServer:
 @pytest.fixture(scope="module")
 def sealed(tmp_path_factory: pytest.TempPathFactory, fake_qlogo: Any) -> Iterator[SealedServer]:
     """One server for this module: key set, debug logs, access log, admin token."""
-    import os
-
-    url = make_url(os.environ.get("QQAVATAR_TEST_DATABASE_URL",
-                                  "postgresql://postgres@127.0.0.1:5432/test"))
-    admin_url = url.render_as_string(hide_password=False)
-    try:
-        asyncio.run(_pg_admin(admin_url, "SELECT 1"))
-    except OSError:
-        pytest.skip("PostgreSQL is not running")
-    name = f"qqavatar_secrets_{secrets.token_hex(4)}"
-    asyncio.run(_pg_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    database_url = url.set(database=name).render_as_string(hide_password=False)
-    relay = TcpRelay(url.host or "127.0.0.1", url.port or 5432)
-    through = url.set(host="127.0.0.1", port=relay.port, database=name)
-    try:
-        app = seed_app(database_url, KEY_A)
-        server = RunningServer(tmp_path_factory.mktemp("sealed"), fake_qlogo.url, {
-            "QQAVATAR_DATABASE_URL": through.render_as_string(hide_password=False),
-            "QQAVATAR_SECRET_KEY": KEY_A, "QQAVATAR_ADMIN_TOKEN": ADMIN_TOKEN,
-            "QQAVATAR_LOG_LEVEL": "debug", "QQAVATAR_ACCESS_LOG": "1",
-            "QQAVATAR_LOG_FORMAT": "json", "QQAVATAR_READY_TIMEOUT": "1"})
-        yield SealedServer(server, app, database_url, relay)
-        server.stop()
-    finally:
-        relay.close()
-        asyncio.run(_pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_database() as url:
+        database_url = as_env(url)
+        relay = TcpRelay(url.host or "127.0.0.1", url.port or 5432)
+        through = url.set(host="127.0.0.1", port=relay.port)
+        try:
+            app = seed_app(database_url, KEY_A)
+            server = RunningServer(tmp_path_factory.mktemp("sealed"), fake_qlogo.url, {
+                "QQAVATAR_DATABASE_URL": as_env(through),
+                "QQAVATAR_SECRET_KEY": KEY_A, "QQAVATAR_ADMIN_TOKEN": ADMIN_TOKEN,
+                "QQAVATAR_LOG_LEVEL": "debug", "QQAVATAR_ACCESS_LOG": "1",
+                "QQAVATAR_LOG_FORMAT": "json", "QQAVATAR_READY_TIMEOUT": "1"})
+            yield SealedServer(server, app, database_url, relay)
+            server.stop()
+        finally:
+            relay.close()
 
 
 def assert_auth(response: httpx.Response, secret: str) -> None:

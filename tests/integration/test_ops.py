@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from qqavatar.protocol.sign import compute_sign
+from tests.postgres_fixture import as_env, fresh_database
 from tests.server_fixture import RunningServer
 from tests.tcp_relay import TcpRelay
 
@@ -321,53 +322,24 @@ def test_workers_add_up_and_read_the_config_file(tmp_path: Path, fake_qlogo: Any
 # --- the database goes away -------------------------------------------------------------------
 
 
-def _postgres_url() -> str:
-    import os
-
-    return os.environ.get("QQAVATAR_TEST_DATABASE_URL",
-                          "postgresql://postgres@127.0.0.1:5432/test")
-
-
-async def _admin(url: str, statement: str) -> None:
-    from sqlalchemy import text
-
-    from qqavatar.store.db import make_engine
-
-    engine = make_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @pytest.mark.postgres
 def test_readyz_fails_while_the_database_is_unreachable(tmp_path: Path, fake_qlogo: Any) -> None:
-    from sqlalchemy.engine import make_url
-
-    url = make_url(_postgres_url())
-    if not reachable((url.host or "127.0.0.1", url.port or 5432)):
-        pytest.skip("PostgreSQL is not running")
-    name = f"qqavatar_ready_{secrets.token_hex(4)}"
-    admin = url.render_as_string(hide_password=False)
-    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
-    relay = TcpRelay(url.host or "127.0.0.1", url.port or 5432)
-    through = url.set(host="127.0.0.1", port=relay.port, database=name)
-    server = RunningServer(tmp_path, fake_qlogo.url, {
-        "QQAVATAR_DATABASE_URL": through.render_as_string(hide_password=False),
-        "QQAVATAR_READY_TIMEOUT": "1"})
-    try:
-        assert server.client.get("/readyz").json()["checks"]["database"] == "ok"
-        relay.cut()
-        started = time.monotonic()
-        reply = server.client.get("/readyz")
-        assert time.monotonic() - started < 5  # a short timeout, not a hung probe
-        assert reply.status_code == 503, reply.text
-        assert reply.json()["checks"]["database"].startswith("error: ")
-        assert server.client.get("/healthz").status_code == 200
-        relay.restore()
-        assert wait_for(lambda: server.client.get("/readyz").status_code == 200, timeout=10)
-    finally:
-        server.stop()
-        relay.close()
-        asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_database() as url:
+        relay = TcpRelay(url.host or "127.0.0.1", url.port or 5432)
+        through = url.set(host="127.0.0.1", port=relay.port)
+        server = RunningServer(tmp_path, fake_qlogo.url, {
+            "QQAVATAR_DATABASE_URL": as_env(through), "QQAVATAR_READY_TIMEOUT": "1"})
+        try:
+            assert server.client.get("/readyz").json()["checks"]["database"] == "ok"
+            relay.cut()
+            started = time.monotonic()
+            reply = server.client.get("/readyz")
+            assert time.monotonic() - started < 5  # a short timeout, not a hung probe
+            assert reply.status_code == 503, reply.text
+            assert reply.json()["checks"]["database"].startswith("error: ")
+            assert server.client.get("/healthz").status_code == 200
+            relay.restore()
+            assert wait_for(lambda: server.client.get("/readyz").status_code == 200, timeout=10)
+        finally:
+            server.stop()
+            relay.close()

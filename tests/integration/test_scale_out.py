@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -26,33 +25,14 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from qqavatar.store.db import make_engine
+from tests.postgres_fixture import as_env, fresh_database
 from tests.redis_fixture import RedisProcess
 from tests.server_fixture import RunningServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 SIZE = 100  # App.QQ.UserImage's default size
-
-
-def _postgres_url() -> str:
-    return os.environ.get("QQAVATAR_TEST_DATABASE_URL",
-                          "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _admin(url: str, statement: str) -> None:
-    async def run() -> None:
-        engine = make_engine(url, isolation_level="AUTOCOMMIT")  # CREATE DATABASE: no transaction
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(statement))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
 
 
 class Cluster:
@@ -80,42 +60,34 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory,
             fake_qlogo: Any) -> Generator[Cluster, None, None]:
-    url = make_url(_postgres_url())
-    try:
-        socket.create_connection((url.host or "127.0.0.1", url.port or 5432), timeout=1).close()
-    except OSError:
-        pytest.skip("PostgreSQL is not running")
-    admin = url.render_as_string(hide_password=False)
-    name = f"qqavatar_t_{secrets.token_hex(6)}"
-    _admin(admin, f'CREATE DATABASE "{name}"')
-    tmp = tmp_path_factory.mktemp("scale-out")
-    redis = RedisProcess(tmp)
-    env = {"QQAVATAR_DATABASE_URL": url.set(database=name).render_as_string(hide_password=False),
-           "QQAVATAR_REDIS_URL": redis.url,
-           # Every request here is a miss: on a loaded machine the fake (in the test's own
-           # process) can take longer than the fixture's 1 s to answer; that is not this
-           # test's subject.
-           "QQAVATAR_UPSTREAM_TIMEOUT": "5"}
-    servers: list[RunningServer] = []
-    try:
-        # The app first (the CLI migrates the fresh database), then both servers at once:
-        # each loads it at startup, and their start-up times overlap.
-        created = subprocess.run(
-            [sys.executable, "-m", "qqavatar", "app", "create", "scale-out", "--json"],
-            env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False)
-        assert created.returncode == 0, created.stderr
-        app_key = json.loads(created.stdout)["app_key"]
-        with ThreadPoolExecutor(2) as pool:
-            servers += pool.map(lambda label: RunningServer(tmp / label, fake_qlogo.url, env),
-                                ("one", "two"))
-        for server in servers:
-            server.wait_for_app(app_key)
-        yield Cluster(servers[0], servers[1], redis, app_key)
-    finally:
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(RunningServer.stop, servers))
-        redis.stop()
-        _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database() as url:
+        tmp = tmp_path_factory.mktemp("scale-out")
+        redis = RedisProcess(tmp)
+        env = {"QQAVATAR_DATABASE_URL": as_env(url),
+               "QQAVATAR_REDIS_URL": redis.url,
+               # Every request here is a miss: on a loaded machine the fake (in the test's own
+               # process) can take longer than the fixture's 1 s to answer; that is not this
+               # test's subject.
+               "QQAVATAR_UPSTREAM_TIMEOUT": "5"}
+        servers: list[RunningServer] = []
+        try:
+            # The app first (the CLI migrates the fresh database), then both servers at once:
+            # each loads it at startup, and their start-up times overlap.
+            created = subprocess.run(
+                [sys.executable, "-m", "qqavatar", "app", "create", "scale-out", "--json"],
+                env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False)
+            assert created.returncode == 0, created.stderr
+            app_key = json.loads(created.stdout)["app_key"]
+            with ThreadPoolExecutor(2) as pool:
+                servers += pool.map(lambda label: RunningServer(tmp / label, fake_qlogo.url, env),
+                                    ("one", "two"))
+            for server in servers:
+                server.wait_for_app(app_key)
+            yield Cluster(servers[0], servers[1], redis, app_key)
+        finally:
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(RunningServer.stop, servers))
+            redis.stop()
 
 
 def fresh_number() -> str:

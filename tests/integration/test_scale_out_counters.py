@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL
 
 from qqavatar.limits.quota import periods_at
 from tests.integration.test_limits import QUOTA_USED_UP, TOO_FAST, update, wait_for_probe
+from tests.integration.test_members import api, avatar, register_and_login
 from tests.postgres_fixture import as_env, fresh_database, stored_calls, stored_quota_usage
 from tests.redis_fixture import RedisProcess
 from tests.server_fixture import RunningServer
@@ -179,6 +180,22 @@ def test_rate_limits_live_in_the_shared_redis_by_default(cluster: Cluster) -> No
     # QQAVATAR_RATE_LIMIT_STORAGE is not set: the window is kept in QQAVATAR_REDIS_URL.
     with redis.Redis.from_url(cluster.redis.url) as client:
         assert client.keys(f"*qqavatar-rate*{free}*")
+
+
+def test_a_logout_on_one_server_reaches_the_other_within_2_s(cluster: Cluster) -> None:
+    first, second = cluster.servers
+    app = first.create_app("members")  # not in cluster.apps: its calls are not in the ledger
+    for server in cluster.servers:
+        server.wait_for_app(app["app_key"])
+    _, uuid, token = register_and_login(first, app)
+    assert avatar(second, app, uuid=uuid, token=token)["ret"] == 200  # a live session there
+    assert api(first, app, "App.User.Logout", uuid=uuid, token=token)["data"]["err_code"] == 0
+    started = time.monotonic()
+    while (answer := avatar(second, app, uuid=uuid, token=token))["ret"] == 200:
+        elapsed = time.monotonic() - started
+        assert elapsed < 2.0, f"the other server still takes the session after {elapsed:.1f} s"
+        time.sleep(0.05)
+    assert answer["ret"] == 401, answer
 
 
 def test_after_both_stop_the_stored_counters_equal_the_calls_made(cluster: Cluster) -> None:

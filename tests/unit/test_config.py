@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from qqavatar.config import ConfigError, effective, mask_url
 from qqavatar.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests set what they read; the suite's own QQAVATAR_* (a CI database URL) would
+    win over their files."""
+    for name in list(os.environ):
+        if name.startswith("QQAVATAR_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture
