@@ -9,31 +9,29 @@ another worker made a moment ago, so a miss also reloads, at most once per
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from ..store.polling import VersionPolled
 from .store import LinkKeyStore
 from .tokens import LinkKey, LinkTarget, split_token
 
 log = logging.getLogger(__name__)
 
 
-class LinkRegistry:
+class LinkRegistry(VersionPolled):
     def __init__(self, store: LinkKeyStore, *, poll_interval: float = 0.5,
                  miss_reload_interval: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(poll_interval=poll_interval, name="link registry", log=log)
         self._store = store
-        self._poll_interval = poll_interval
         self._miss_reload_interval = miss_reload_interval
         self._clock = clock
         self._by_app: dict[str, LinkKey] = {}
         self._by_id: dict[bytes, list[tuple[str, LinkKey]]] = {}
-        self._version: int | None = None
         self._loaded_at = float("-inf")
         self._reloading = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
 
     async def seal(self, app_key: str, target: LinkTarget) -> str | None:
         """The token for `target` under the app's key (made on first use); None: no such app."""
@@ -59,26 +57,15 @@ class LinkRegistry:
                 return None
         return None
 
+    async def _read_version(self) -> int:
+        return await self._store.version()
+
     async def load(self) -> None:
         # Version before keys: a change landing in between is seen again by the next poll.
         version = await self._store.version()
         self._install(await self._store.all())
         self._version = version
         self._loaded_at = self._clock()
-
-    async def start(self) -> None:
-        if self._task is not None:
-            return
-        await self.load()
-        self._task = asyncio.create_task(self._poll(), name="qqavatar-link-registry")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
     def _install(self, by_app: dict[str, LinkKey]) -> None:
         by_id: dict[bytes, list[tuple[str, LinkKey]]] = {}
@@ -99,19 +86,3 @@ class LinkRegistry:
                 log.exception("link registry: reload failed")
                 return False
         return True
-
-    async def _poll(self) -> None:
-        failing = False
-        while True:
-            await asyncio.sleep(self._poll_interval)
-            try:
-                if await self._store.version() != self._version:
-                    await self.load()
-            except Exception:
-                if not failing:  # once per outage, not once per poll
-                    log.exception("link registry: refresh failed; will keep retrying")
-                failing = True
-            else:
-                if failing:
-                    log.info("link registry: refresh works again")
-                failing = False

@@ -9,9 +9,7 @@ it reads (qqavatar.secretbox): an `AppRecord` always holds the usable secret, th
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import contextlib
 import enum
 import logging
 import secrets
@@ -40,6 +38,7 @@ from qqavatar.secretbox import (
     open_secret,
     sealed_key_id,
 )
+from qqavatar.store.polling import VersionPolled
 from qqavatar.store.schema import APPS_VERSION, apps, meta
 
 log = logging.getLogger(__name__)
@@ -317,7 +316,7 @@ class AppStore:
         return None if row is None else AppRecord.from_row(row, self._box)
 
 
-class AppRegistry:
+class AppRegistry(VersionPolled):
     """In-memory view of all apps for the hot path; refreshed from the store.
 
     Lookups are plain dict reads. A background task polls the one-row
@@ -326,11 +325,9 @@ class AppRegistry:
     """
 
     def __init__(self, store: AppStore, *, poll_interval: float = 0.5) -> None:
+        super().__init__(poll_interval=poll_interval, name="app registry", log=log)
         self._store = store
-        self._poll_interval = poll_interval
         self._apps: dict[str, AppRecord] = {}
-        self._version: int | None = None
-        self._task: asyncio.Task[None] | None = None
 
     def get(self, app_key: str) -> AppRecord | None:
         return self._apps.get(app_key)
@@ -343,6 +340,9 @@ class AppRegistry:
         """The `apps_version` of the loaded snapshot; None before the first load."""
         return self._version
 
+    async def _read_version(self) -> int:
+        return await self._store.version()
+
     async def load(self) -> None:
         """Reload every app now."""
         # Version before rows: a change landing in between is then seen again
@@ -351,35 +351,3 @@ class AppRegistry:
         records = await self._store.list()
         self._apps = {record.app_key: record for record in records}  # one atomic swap
         self._version = version
-
-    async def start(self) -> None:
-        """Load now (errors propagate: a server should not start blind), then poll."""
-        if self._task is not None:
-            return
-        await self.load()
-        self._task = asyncio.create_task(self._poll(), name="qqavatar-app-registry")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    async def _poll(self) -> None:
-        failing = False
-        while True:
-            await asyncio.sleep(self._poll_interval)
-            try:
-                if await self._store.version() != self._version:
-                    await self.load()
-            except Exception:
-                # Keep serving the last good snapshot; log once per outage, not per poll.
-                if not failing:
-                    log.exception("app registry: refresh failed; will keep retrying")
-                failing = True
-            else:
-                if failing:
-                    log.info("app registry: refresh works again")
-                failing = False
