@@ -36,6 +36,7 @@ from qqavatar.settings import Settings
 from qqavatar.store.apps import AppStore
 from qqavatar.store.db import alembic_config, make_engine, migrate
 from qqavatar.store.testing import EngineFactory
+from tests.integration.test_api import assert_auth
 from tests.postgres_fixture import as_env, fresh_database
 from tests.server_fixture import RunningServer, free_port
 from tests.tcp_relay import TcpRelay
@@ -302,16 +303,6 @@ def sealed(tmp_path_factory: pytest.TempPathFactory, fake_qlogo: Any) -> Iterato
             server.stop()
         finally:
             relay.close()
-
-
-def assert_auth(response: httpx.Response, secret: str) -> None:
-    """_auth = md5(data JSON + _t + secret): the server signed with the real secret."""
-    body = response.content
-    start = body.index(b',"data":') + len(b',"data":')
-    end = body.rindex(b',"msg":')
-    decoded = json.loads(body)
-    expected = hashlib.md5(body[start:end] + str(decoded["_t"]).encode() + secret.encode())
-    assert decoded["_auth"] == expected.hexdigest()
 
 
 @pytest.mark.postgres
