@@ -7,7 +7,6 @@ value on stdout, for scripts; messages and errors go to stderr.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -15,8 +14,6 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import click
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from qqavatar.limits.values import (
     MAX_RATE_LIMIT,
@@ -27,9 +24,9 @@ from qqavatar.limits.values import (
 )
 from qqavatar.links.store import LinkKeyStore
 from qqavatar.secretbox import SecretBox, check_key
-from qqavatar.settings import Settings
 from qqavatar.store.apps import AppRecord, AppStore, SealCount
-from qqavatar.store.db import make_engine, migrate
+
+from .database import run_with_engine
 
 T = TypeVar("T")
 
@@ -38,28 +35,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 
 def run_with_store(work: Callable[[AppStore], Awaitable[T]]) -> T:
     """Open the configured database, migrate it, run `work`, close it."""
-    try:
-        url = Settings().effective_database_url
-    except ValidationError as exc:
-        raise click.ClickException(f"invalid configuration:\n{exc}") from exc
-
-    async def run() -> T:
-        try:
-            engine = make_engine(url)
-        except ImportError as exc:  # e.g. asyncpg missing for a postgresql:// URL
-            raise click.ClickException(f"database driver not installed: {exc}") from exc
-        try:
-            await migrate(engine)
-            return await work(AppStore(engine))
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except (SQLAlchemyError, OSError) as exc:
-        # One line: no SQL, no traceback, no URL (it may hold a password).
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise click.ClickException(f"database error: {reason}") from exc
+    return run_with_engine(lambda engine: work(AppStore(engine)))
 
 
 def echo_json(value: object) -> None:

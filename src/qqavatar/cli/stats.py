@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import click
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from qqavatar.cli.apps import echo_json, json_option, normalise_key
-from qqavatar.settings import Settings
+from qqavatar.cli.database import run_with_engine
 from qqavatar.stats.days import day_of
 from qqavatar.stats.queries import StatsQueries, StatsRow
-from qqavatar.store.db import make_engine, migrate
 
 HEADERS = ("day", "app", "service", "calls", "by ret", "sys.err", "hits", "fetches", "members")
 
@@ -41,25 +37,8 @@ def stats(app_key: str | None, days: int, as_json: bool) -> None:
 
 
 def _load(app_key: str | None, days: int) -> list[StatsRow]:
-    try:
-        url = Settings().effective_database_url
-    except ValidationError as exc:
-        raise click.ClickException(f"invalid configuration:\n{exc}") from exc
-
-    async def run() -> list[StatsRow]:
-        engine = make_engine(url)
-        try:
-            await migrate(engine)
-            return await StatsQueries(engine).rows(today=day_of(time.time()), days=days,
-                                                   app_key=app_key)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except (SQLAlchemyError, OSError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise click.ClickException(f"database error: {reason}") from exc
+    return run_with_engine(lambda engine: StatsQueries(engine).rows(
+        today=day_of(time.time()), days=days, app_key=app_key))
 
 
 def _echo_table(rows: list[StatsRow]) -> None:

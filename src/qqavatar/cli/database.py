@@ -1,0 +1,44 @@
+"""Running one piece of CLI work against the configured database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from qqavatar.settings import Settings
+from qqavatar.store.db import make_engine, migrate
+
+T = TypeVar("T")
+
+
+def run_with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Open the configured database, migrate it, run `work`, close it; a failure ends the
+    command with one line."""
+    try:
+        url = Settings().effective_database_url
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid configuration:\n{exc}") from exc
+
+    async def run() -> T:
+        try:
+            engine = make_engine(url)
+        except ImportError as exc:  # e.g. asyncpg missing for a postgresql:// URL
+            raise click.ClickException(f"database driver not installed: {exc}") from exc
+        try:
+            await migrate(engine)
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (SQLAlchemyError, OSError) as exc:
+        # One line: no SQL, no traceback, no URL (it may hold a password).
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise click.ClickException(f"database error: {reason}") from exc
