@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from .avatars import Avatar
     from .protocol.envelope import Data, Digest
     from .services import Service
 
@@ -50,6 +51,16 @@ class ApiReply:
     content_type: str
     body: bytes
     headers: list[tuple[str, str]] = field(default_factory=list)
+    kept: Kept | None = None          # set when the identical request may get this again
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The cached avatar a hit was answered from, and how it was looked up."""
+
+    lookup: tuple[Any, ...]           # AvatarService.cached's arguments
+    avatar: Avatar                    # what that lookup returned
+    until: float                      # monotonic: past this the answer would differ (max-age)
 
 
 @dataclass(slots=True)
@@ -65,6 +76,7 @@ class Result:
     upstream_ms: float | None = None  # time spent waiting for qlogo (cache misses only)
     headers: tuple[tuple[str, str], ...] = ()  # extra headers of an envelope answer (X-Cache)
     data_md5: Digest | None = None    # md5 state of `data`, kept per avatar: `_auth` reuses it
+    source: Source | None = None      # a cached hit: where from (its answer may be kept)
 
 
 @dataclass(slots=True)
@@ -80,3 +92,14 @@ class Outcome:
     member: str | None = None         # uuid of a member whose session held
     upstream_ms: float | None = None  # time spent waiting for qlogo (cache misses only)
     duration: float = 0.0             # seconds from the gateway taking the call to its answer
+
+
+@dataclass(slots=True)
+class Kept:
+    """A cached hit's answer, for the identical request while nothing it came from changes:
+    the same app record, the same cached avatar, the same second (`Gateway.replay`)."""
+
+    call: Call
+    source: Source
+    outcome: Outcome                  # reused for every replay: observers must not keep it
+    second: int                       # the envelope's `_t` (wall clock) when it was made

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from .calls import ApiReply, ApiRequest, AppLike, Call, Outcome, Result
+from .calls import ApiReply, ApiRequest, AppLike, Call, Kept, Outcome, Result
 from .protocol import errors
 from .protocol.envelope import Data, Digest, envelope, is_valid_callback, jsonp
 from .protocol.errors import ApiError
@@ -31,8 +31,21 @@ log = logging.getLogger(__name__)
 JSON_TYPE = "application/json;charset=utf-8"
 JSONP_TYPE = "text/javascript; charset=utf-8"
 
-# A guard may refuse an authenticated call (raise ApiError) before its handler runs.
-Guard = Callable[[Call], Awaitable[None]]
+
+
+class Guard(Protocol):
+    """May refuse an authenticated call (raise ApiError) before its handler runs."""
+
+    async def __call__(self, call: Call) -> None: ...
+
+    def replayable(self, call: Call) -> bool:
+        """Could this call be answered again from a kept reply, `replay` all it needs here?"""
+        ...
+
+    def replay(self, call: Call) -> None:
+        """The per-call work (counting) for a call answered again; no await, no refusal."""
+        ...
+
 # An observer sees every answered call; it must be cheap and must not raise.
 Observer = Callable[[Outcome], None]
 # Spellings of service names kept resolved; past this, further spellings are resolved per call.
@@ -140,7 +153,28 @@ class Gateway:
         outcome.upstream_fetch = result.upstream_fetch
         outcome.upstream_ms = result.upstream_ms
         self._observe(outcome, started)
-        return self._reply(shape, result)
+        reply = self._reply(shape, result)
+        if (result.source is not None and on_behalf_of is None and call.app is not None
+                and all(guard.replayable(call) for guard in self.guards)):
+            reply.kept = Kept(call, result.source, outcome, shape.t)
+        return reply
+
+    def replay(self, kept: Kept) -> bool:
+        """Count `kept`'s call once more and say True if its answer still holds: the same
+        second (`_t`), max-age and app record, the same avatar still cached and fresh.
+        False: nothing was counted, the request takes the full path."""
+        started = time.perf_counter()
+        call, source = kept.call, kept.source
+        app = call.app
+        assert app is not None
+        if (time.monotonic() >= source.until or int(self.clock()) != kept.second
+                or self.runtime.apps.get(app.app_key) is not app
+                or self.runtime.avatars.cached(*source.lookup) is not source.avatar):
+            return False
+        for guard in self.guards:
+            guard.replay(call)
+        self._observe(kept.outcome, started)
+        return True
 
     def _resolve(self, name: str) -> Service:
         service = resolve(name)  # raises for an unknown name: those are not kept

@@ -94,6 +94,19 @@ def test_json_envelopes(pair: tuple[RunningServer, RunningServer], key: str) -> 
     both(pair, "GET", "/?" + "&".join(f"p{index}=1" for index in range(300)))
 
 
+def test_the_same_url_again(pair: tuple[RunningServer, RunningServer], key: str) -> None:
+    """granian gives a repeated URL its kept answer (web/replies.py); uvicorn never does."""
+    for extra in ({"size": "40"}, {"size": "640", "output": "0"},
+                  {"output": "0", "callback": "show"}, {"output": "0", "return_data": "1"}):
+        params = {"s": "App.QQ.UserImage", "app_key": key, "qq": "10006"} | extra
+        for _ in range(4):
+            first, _ = both(pair, "GET", "/", params=params)
+            assert first.headers["x-cache"] in ("MISS", "HIT")
+        assert first.headers["x-cache"] == "HIT"
+        both(pair, "HEAD", "/", params=params)
+        both(pair, "GET", "/", params=params, headers={"If-None-Match": '"other"'})
+
+
 def test_bodies(pair: tuple[RunningServer, RunningServer], key: str) -> None:
     url = "/?s=App.QQ.UserImage"
     both(pair, "POST", url, data={"app_key": key, "qq": "10003", "output": "0"})

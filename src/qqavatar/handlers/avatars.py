@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from ..avatars import Avatar, AvatarError, CacheState, Kind, Served
 from ..avatars.upstream import parse_http_date
-from ..calls import ApiReply, Call, Result
+from ..calls import ApiReply, Call, Result, Source
 from ..protocol.phpjson import dumps
 from ..runtime import Runtime
 from .digests import DATA_HEAD, DataDigests
@@ -48,11 +48,18 @@ async def avatar(runtime: Runtime, call: Call) -> Result:
     default: str = values.get("default") or "qq"
     found = runtime.avatars.cached(kind, number, size, fmt, default)
     if found is not None:  # the hot path: no allocation beyond the answer
+        lookup = (kind, number, size, fmt, default)
         if call.image_mode:  # `_answer`, inlined
             request = call.request
-            return Result(reply=image_reply(found, request.headers, "HIT", request.method),
-                          cache="HIT")
-        return _answer(call, found, "HIT", False, None)
+            max_age = max_age_of(found, "HIT")
+            reply = image_reply(found, request.headers, "HIT", request.method, max_age)
+            # The answer holds until its max-age would count down (a 304 depends on headers).
+            source = None if reply.status == 304 else Source(
+                lookup, found, found.expires_at - max_age)
+            return Result(reply=reply, cache="HIT", source=source)
+        result = _answer(call, found, "HIT", False, None)
+        result.source = Source(lookup, found, found.expires_at)
+        return result
     started = time.perf_counter()
     try:
         served = await runtime.avatars.fetch(kind, number, size, fmt, default)
@@ -101,10 +108,16 @@ def not_modified(found: Avatar, headers: Mapping[str, str]) -> bool:
     return since is not None and found.modified_at <= since
 
 
-def image_reply(found: Avatar, headers: Mapping[str, str], cache: CacheState = "HIT",
-                method: str = "GET") -> ApiReply:
+def max_age_of(found: Avatar, cache: CacheState) -> int:
+    """Seconds of freshness left, for Cache-Control."""
     # A stale copy is answered once, not kept: caches must come back for the fresh one.
-    max_age = 0 if cache == "STALE" else max(0, int(found.expires_at - time.monotonic()))
+    return 0 if cache == "STALE" else max(0, int(found.expires_at - time.monotonic()))
+
+
+def image_reply(found: Avatar, headers: Mapping[str, str], cache: CacheState = "HIT",
+                method: str = "GET", max_age: int | None = None) -> ApiReply:
+    if max_age is None:
+        max_age = max_age_of(found, cache)
     reply_headers = [*found.image_headers, ("Cache-Control", f"public, max-age={max_age}"),
                      ("X-Cache", cache)]
     if method in _CONDITIONAL_METHODS and not_modified(found, headers):

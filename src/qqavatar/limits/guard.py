@@ -45,6 +45,14 @@ class AdmissionGuard:
         if app.rate_limit is not None and not await self.rate.allow(app.app_key, app.rate_limit):
             raise errors.rate_limited()
 
+    def replayable(self, call: Call) -> bool:
+        app = call.app
+        return not isinstance(app, AppRecord) or not (
+            app.ip_allow or app.domains or app.rate_limit is not None)
+
+    def replay(self, call: Call) -> None:
+        pass  # replayable calls are those this guard has nothing to check for
+
 
 class QuotaGuard:
     def __init__(self, quotas: QuotaBook) -> None:
@@ -56,6 +64,16 @@ class QuotaGuard:
             return
         daily, monthly = app.daily_quota, app.monthly_quota
         if daily is None and monthly is None:
-            self.quotas.reserve(app.app_key, None, None)  # counted, never refused; no await
+            self.quotas.count(app.app_key)  # counted, never refused; no await
         elif not await self.quotas.admit(app.app_key, daily, monthly):
             raise errors.quota_exhausted()
+
+    def replayable(self, call: Call) -> bool:
+        app = call.app
+        return not isinstance(app, AppRecord) or (
+            app.daily_quota is None and app.monthly_quota is None)
+
+    def replay(self, call: Call) -> None:
+        app = call.app
+        if isinstance(app, AppRecord):
+            self.quotas.count(app.app_key)  # as `__call__` does

@@ -27,6 +27,7 @@ from ..settings import Settings
 from .app import _ALLOWED_METHODS, _API_PATH, QQAvatarApp, _method_not_allowed
 from .asgi_bridge import asgi_scope, latin1, receiver, run_asgi
 from .forwarded import TrustedProxies
+from .replies import KeptReplies
 from .request import parse_query, read_params
 
 if TYPE_CHECKING:
@@ -81,11 +82,19 @@ def request_id(headers: RSGIHeaders) -> str:
     return request_id_for({"headers": [(b"x-request-id", latin1(value))]})
 
 
+def head_of(reply: ApiReply) -> list[tuple[str, str]]:
+    """The response headers but the request id (the server adds Content-Length, none on a
+    304, and leaves out the body of a HEAD answer)."""
+    return [("content-type", reply.content_type), _NOSNIFF, *reply.headers]
+
+
 def respond(proto: HTTPProtocol, reply: ApiReply, rid: str) -> None:
-    # The server adds Content-Length (none on a 304) and leaves out the body of a HEAD answer.
-    headers = [("content-type", reply.content_type), _NOSNIFF, *reply.headers,
-               ("x-request-id", rid)]
-    proto.response_bytes(reply.status, headers, reply.body)
+    proto.response_bytes(reply.status, [*head_of(reply), ("x-request-id", rid)], reply.body)
+
+
+def conditional(headers: RSGIHeaders) -> bool:
+    """Does the request ask for a 304 (its answer then depends on its headers)?"""
+    return "if-none-match" in headers or "if-modified-since" in headers
 
 
 class QQAvatarRSGI:
@@ -94,6 +103,8 @@ class QQAvatarRSGI:
     def __init__(self, app: QQAvatarApp) -> None:
         self.app = app
         self.proxies = TrustedProxies(app.settings.trusted_proxies)
+        # Off with the access log: every request then runs through the ASGI app.
+        self.kept: KeptReplies | None = None if app.access_log else KeptReplies()
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Called in each worker before its loop runs: start up on that loop, as ASGI's lifespan.
@@ -110,6 +121,16 @@ class QQAvatarRSGI:
             return
         app = self.app
         path = scope.path
+        kept_replies, gateway = self.kept, app.gateway
+        if kept_replies is not None and gateway is not None and scope.method == "GET":
+            # The same URL again: its kept answer, if the gateway says it still holds.
+            kept = kept_replies.get(path + "?" + scope.query_string)
+            if kept is not None:
+                headers = scope.headers
+                if not conditional(headers) and gateway.replay(kept[0]):
+                    rid_header = ("x-request-id", request_id(headers))
+                    proto.response_bytes(kept[1], [*kept[2], rid_header], kept[3])
+                    return
         if path == "/":
             service = None
         else:
@@ -121,7 +142,6 @@ class QQAvatarRSGI:
         if app.access_log:  # the access log wraps the ASGI app: run that, unchanged
             await run_asgi(app, scope, proto)
             return
-        gateway = app.gateway
         assert gateway is not None, "startup has not run"
         headers = scope.headers  # a new object at each access
         rid = request_id(headers)
@@ -151,7 +171,12 @@ class QQAvatarRSGI:
                 client, scheme = self.proxies.apply(client, scheme, headers.items())
             request = ApiRequest(service, params, HeaderView(headers), client, method,
                                  scheme=scheme)
-            respond(proto, await gateway.handle(request), rid)
+            reply = await gateway.handle(request)
+            head = head_of(reply)
+            proto.response_bytes(reply.status, [*head, ("x-request-id", rid)], reply.body)
+            if (reply.kept is not None and kept_replies is not None and method == "GET"
+                    and not conditional(headers)):
+                kept_replies.put(path + "?" + scope.query_string, reply, head)
         finally:
             REQUEST_ID.reset(token)
 
