@@ -29,6 +29,7 @@ end
 
 _DISTINCT = r"""
 local counter = 0
+local answered = 0
 local base = {base}
 local limit = {limit}
 local prefix = [==[{prefix}]==]
@@ -37,8 +38,11 @@ request = function()
   counter = counter + 1
   return wrk.format(nil, prefix .. string.format("%d", base + counter) .. suffix)
 end
+-- Stop after `limit` answers (stopping after `limit` requests sent would count only the
+-- first answer of the last round, one per connection still in flight).
 response = function(status, headers, body)
-  if limit > 0 and counter >= limit then wrk.thread:stop() end
+  answered = answered + 1
+  if limit > 0 and answered >= limit then wrk.thread:stop() end
 end
 """
 
