@@ -19,17 +19,16 @@ import os
 import re
 import resource
 import socket
+import subprocess
+import sys
 import threading
 import time
-import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from qqavatar.avatars.cache import ENTRY_OVERHEAD, AvatarCache
-from qqavatar.avatars.model import make_avatar
 from qqavatar.avatars.upstream import MAX_IN_FLIGHT
 from qqavatar.web.request import MAX_BODY_BYTES, MAX_PARAMS
 from qqavatar.web.servers import MAX_HEAD_BYTES
@@ -47,30 +46,44 @@ TOO_SLOW = "请求体未在"
 # --- the cache's own accounting --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body_size", [100, 2000, 20000])
-def test_entry_overhead_covers_what_an_entry_really_costs(body_size: int) -> None:
-    """ENTRY_OVERHEAD must not undercount: the byte bound is only as good as it."""
-    count = 3000
-    cache = AvatarCache(max_bytes=10**12)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for n in range(count):
-            # Fresh objects as the service makes them: body from the network, key from the query.
-            avatar = make_avatar(os.urandom(body_size), "image/jpeg", is_default=False,
-                                 lifetime=600, now=time.monotonic(), size=100, format="jpeg",
-                                 modified_at=int(time.time()))
-            cache.put(("user", str(1_000_000 + n), 100, ""), avatar)
-        used = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    keys = cache.keys()
-    entries = [cache.peek(key) for key in keys]
-    payload = sum(len(a.body) + len(a.b64_json) for a in entries if a is not None)
-    overhead = (used - payload) / count
-    assert overhead <= ENTRY_OVERHEAD, f"an entry costs {overhead:.0f} B beyond its bytes"
-    assert overhead > ENTRY_OVERHEAD / 2, f"ENTRY_OVERHEAD is far too generous ({overhead:.0f})"
-    assert cache.total_bytes == payload + count * ENTRY_OVERHEAD
+# A cache filled three times over, in a fresh interpreter: its RSS growth is what the cache
+# costs at steady state (objects, allocator slack, freed memory not given back).
+_FILL = """
+import os, random, sys
+from qqavatar.avatars.cache import AvatarCache
+from qqavatar.avatars.model import make_avatar
+
+def rss():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS"))
+
+body_size, max_bytes = int(sys.argv[1]), int(sys.argv[2])
+rng = random.Random(7)
+cache = AvatarCache(max_bytes)
+before, n = rss(), 0
+while n < 3 * max(len(cache), 1000):
+    # Fresh objects as the service makes them (body from the network, key from the query),
+    # with the spread of sizes real avatars have.
+    body = os.urandom(rng.randint(body_size * 2 // 3, body_size * 4 // 3))
+    avatar = make_avatar(body, "image/jpeg", is_default=False, lifetime=600, now=0.0,
+                         size=100, format="jpeg", modified_at=1_700_000_000 + n)
+    cache.put(("user", str(1_000_000 + n), 100, ""), avatar)
+    n += 1
+print(rss() - before, cache.total_bytes, len(cache))
+"""
+
+
+@pytest.mark.parametrize("body_size", [500, 2000, 20000])
+def test_the_byte_bound_holds_in_resident_memory(body_size: int) -> None:
+    """The cache's accounting (entry_cost) must not undercount what it really costs: the
+    byte bound is only as good as it. Nor overcount much: that would waste the bound."""
+    max_bytes = 32 * 1024**2
+    done = subprocess.run([sys.executable, "-c", _FILL, str(body_size), str(max_bytes)],
+                          capture_output=True, text=True, check=True, timeout=120)
+    grown, accounted, entries = map(int, done.stdout.split())
+    assert accounted <= max_bytes and entries > 0
+    assert grown <= max_bytes, f"RSS grew {grown / 2**20:.1f} MiB for a {max_bytes >> 20} MiB cache"
+    assert grown > 0.75 * max_bytes, f"only {grown / 2**20:.1f} MiB used of {max_bytes >> 20} MiB"
 
 
 # --- real servers ------------------------------------------------------------------------------

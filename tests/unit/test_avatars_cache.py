@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qqavatar.avatars.cache import ENTRY_OVERHEAD, AvatarCache, entry_cost
+from qqavatar.avatars.cache import ENTRY_OVERHEAD, SLACK_DIVISOR, AvatarCache, entry_cost
 from qqavatar.avatars.model import Avatar, Key, make_avatar
 
 
@@ -14,9 +14,9 @@ def key(n: int) -> Key:
     return ("user", str(10000 + n), 100, "")
 
 
-def test_entry_cost_counts_body_base64_and_overhead() -> None:
+def test_entry_cost_counts_body_base64_slack_and_overhead() -> None:
     a = avatar(3000)
-    assert entry_cost(a) == 3000 + 4000 + ENTRY_OVERHEAD
+    assert entry_cost(a) == 7000 + 7000 // SLACK_DIVISOR + ENTRY_OVERHEAD
 
 
 def test_total_bytes_never_exceeds_the_bound_and_oldest_go_first() -> None:

@@ -113,3 +113,13 @@ def encode(img: Image.Image, fmt: str) -> bytes:
     out = io.BytesIO()
     _for_format(img, fmt).save(out, fmt.upper(), **_SAVE_OPTIONS[fmt])
     return out.getvalue()
+
+
+def load_codecs() -> None:
+    """Import now the Pillow plugins the first avatars would: a tiny image of every format we
+    read is written and validated (they are imported on first use otherwise, costing that
+    request ~20 ms and the process its memory only later)."""
+    for name in FORMATS:
+        out = io.BytesIO()
+        Image.new("RGB", (1, 1)).save(out, name)
+        validate(out.getvalue(), MEDIA_TYPES[name.lower()])

@@ -40,7 +40,7 @@ from .cache import AvatarCache
 from .disk import DiskCache, DiskEntry
 from .errors import INVALID, UNAVAILABLE, NoAvatar, UpstreamError
 from .flight import SingleFlight
-from .images import MEDIA_TYPES, ImageInfo, InvalidImage, transcode, validate
+from .images import MEDIA_TYPES, ImageInfo, InvalidImage, load_codecs, transcode, validate
 from .model import Avatar, Key, Kind, Served, etag_of, make_avatar
 from .negative import FailureMemory
 from .shared import SharedTier
@@ -202,6 +202,13 @@ class AvatarService:
             if _STATE_ORDER[best] > _STATE_ORDER[worst]:
                 worst = best
         return worst
+
+    async def warm_up(self) -> None:
+        """Load now what the first fetches would load (Pillow's codecs, the HTTP client's
+        async backend), so that neither the first callers' latency nor the memory growth
+        seen under load includes one-time imports."""
+        await asyncio.to_thread(load_codecs)
+        await self._upstream.warm_up()
 
     async def aclose(self) -> None:
         await self._flights.aclose()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+import anyio.lowlevel
 import httpx
 
 from .. import __version__
@@ -71,6 +73,12 @@ class Upstream:
             max_redirects=3,
             transport=transport,
         )
+
+    async def warm_up(self) -> None:
+        """Import the client's async network backend (anyio's, via httpcore) before the
+        first fetch needs it."""
+        importlib.import_module("httpcore._backends.anyio")
+        await anyio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -49,6 +49,7 @@ class QQAvatarApp:
         registry = AppRegistry(AppStore(engine, box=box_for(settings.secret_key)))
         await registry.start()
         avatars = AvatarService.from_settings(settings)
+        await avatars.warm_up()
         runtime = Runtime(settings=settings, apps=registry, avatars=avatars, engine=engine,
                           closers=[engine.dispose, avatars.aclose, registry.stop])
         if settings.redis_url:
