@@ -5,7 +5,9 @@ Scenarios (issue 3):
 - half: qqavatar (and nginx) at half of qqavatar's image40 peak rate, p99;
 - miss: every request a new avatar, qlogo answering after 50 ms: latency added to it;
 - cold: 200 simultaneous requests for one uncached avatar: requests qlogo saw;
-- memory: qqavatar's RSS after N distinct avatars with a 64 MiB cache, and idle.
+- memory: qqavatar's RSS after N distinct avatars with a 64 MiB cache, and idle;
+- hotpath: the Python work per cached hit in-process (`python -m bench.hotpath`), kept
+  answers and the full path, next to the floor's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,13 +31,15 @@ import httpx
 
 from . import nginx, wrk
 from .burst import burst
-from .procs import Proc
+from .procs import Proc, pinned
 from .targets import (
     HIT_NUMBER,
+    REPO,
     TARGETS,
     Fake,
     Target,
     api_paths,
+    clean_env,
     first_app,
     flask_apps_path,
     nginx_paths,
@@ -49,7 +54,7 @@ from .targets import (
 )
 
 HIT_SCENARIOS = ("image40", "image640", "json640", "signed40")
-SCENARIOS = (*HIT_SCENARIOS, "half", "miss", "cold", "memory")
+SCENARIOS = (*HIT_SCENARIOS, "half", "miss", "cold", "memory", "hotpath")
 MISS_DELAY_MS = 50
 MEMORY_CACHE = "64MiB"
 MEMORY_CACHE_BYTES = 64 * 1024 * 1024
@@ -86,6 +91,7 @@ class Results:
     miss: dict[str, dict[str, Any]] = field(default_factory=dict)
     cold: dict[str, dict[str, Any]] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
+    hotpath: dict[str, dict[str, float]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -332,6 +338,21 @@ class Bench:
                  f"{idle / 2**20:.1f} MiB idle → {after / 2**20:.1f} MiB")
         proc.stop()
         self.procs.remove(proc)
+
+    def hotpath(self, results: Results) -> None:
+        """CPU per cached hit without sockets, on the servers' core (bench/hotpath.py)."""
+        calls = 2000 if self.options.quick else 20000
+        command = pinned([sys.executable, "-m", "bench.hotpath", "--json", "--calls",
+                          str(calls), "--rounds", "2" if self.options.quick else "7"],
+                         self.options.server_cpu)
+        done = subprocess.run(command, capture_output=True, text=True, check=False,
+                              timeout=600, cwd=REPO, env=clean_env())
+        if done.returncode != 0:
+            raise RuntimeError(f"bench.hotpath failed: {done.stderr.strip()[-2000:]}")
+        results.hotpath = json.loads(done.stdout.strip().splitlines()[-1])
+        for name, item in results.hotpath.items():
+            self.log(f"  hotpath   {name:<9} {item['kept_us']:.2f} µs kept, "
+                     f"{item['full_us']:.2f} µs full path, floor {item['floor_us']:.2f} µs")
 
     # --- the run ----------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """CPU per cached hit, in-process: qqavatar's RSGI handler next to the floor's, side by side.
 
-    python -m bench.hotpath [--calls 20000] [--rounds 7] [--profile SCENARIO]
+    python -m bench.hotpath [--calls 20000] [--rounds 7] [--profile SCENARIO] [--json]
 
 Starts a full `QQAvatarApp` (every feature, SQLite in a temporary directory, a fake qlogo
 in a thread for the warm-up fetches), then calls `QQAvatarRSGI.__rsgi__` directly with a
@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import json
 import pstats
 import sys
 import tempfile
@@ -148,6 +149,12 @@ async def _run(args: argparse.Namespace) -> int:
                         seconds = await _time(handler, used, Proto(), args.calls)
                         best[label] = min(best.get(label, seconds), seconds)
             rsgi.kept = kept
+            if args.json:
+                print(json.dumps({name: {"kept_us": best[name] * 1e6,
+                                         "full_us": best[f"full:{name}"] * 1e6,
+                                         "floor_us": best[f"floor:{name}"] * 1e6}
+                                  for name in scopes}))
+                return 0
             print(f"{'scenario':<10} {'CPU µs/call':>11} {'full path':>9} {'floor µs':>9} "
                   f"{'× floor':>8}")
             for name in scopes:
@@ -181,6 +188,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="batches per scenario; best counts")
     parser.add_argument("--profile", choices=SCENARIOS,
                         help="print cProfile's top functions for one scenario instead")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--only", choices=(*SCENARIOS, *(f"floor:{name}" for name in SCENARIOS)),
                         help="run --calls calls of one scenario once, untimed (for callgrind)")
     sys.exit(asyncio.run(_run(parser.parse_args())))

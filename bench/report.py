@@ -173,6 +173,17 @@ def markdown(results: Results, chart_name: str | None) -> str:
                   "| idle RSS | RSS after | growth | bound |", "|---:|---:|---:|---:|",
                   f"| {memory['idle_rss'] / MIB:.1f} MiB | {memory['after_rss'] / MIB:.1f} MiB | "
                   f"{memory['growth'] / MIB:+.1f} MiB | {MEMORY_CACHE_BYTES // MIB} MiB |"]
+    if results.hotpath:
+        lines += ["", "## Python work per cached hit", "",
+                  "In-process CPU per call (`python -m bench.hotpath`, best of several rounds): "
+                  "qqavatar's RSGI handler with sockets and granian left out. *Kept* is a "
+                  "repeated URL answered from its kept answer (web/replies.py); *full path* "
+                  "is the same call with kept answers off, as every call is that no kept "
+                  "answer serves (the first of its URL in a second, apps with limits, "
+                  "sessions).", "",
+                  "| scenario | kept µs | full path µs | floor µs |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {item['kept_us']:.2f} | {item['full_us']:.2f} | "
+                  f"{item['floor_us']:.2f} |" for name, item in results.hotpath.items()]
     rows = goals(results)
     if rows:
         lines += ["", "## Targets of issue 3", "", "| goal | measured | wanted | met |",

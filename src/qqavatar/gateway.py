@@ -95,15 +95,17 @@ class Gateway:
         return self._error(self._shape(params), error)
 
     # Plain functions handing out `_handle`'s coroutine: one coroutine per call, not two.
-    def handle(self, request: ApiRequest) -> Coroutine[Any, Any, ApiReply]:
-        return self._handle(request, None)
+    def handle(self, request: ApiRequest, *, keep: bool = False) -> Coroutine[Any, Any, ApiReply]:
+        """`keep`: the caller keeps answers (web/replies.py): mark those that may be kept."""
+        return self._handle(request, None, keep)
 
     def handle_as(self, app: AppLike, request: ApiRequest) -> Coroutine[Any, Any, ApiReply]:
         """A call the server makes for `app` (a private link's view): no `app_key` or `sign`
         is asked of the request; rules, guards, handler and observers run as for any call."""
-        return self._handle(request, app)
+        return self._handle(request, app, False)
 
-    async def _handle(self, request: ApiRequest, on_behalf_of: AppLike | None) -> ApiReply:
+    async def _handle(self, request: ApiRequest, on_behalf_of: AppLike | None,
+                      keep: bool) -> ApiReply:
         started = time.perf_counter()
         params = request.params
         shape = self._shape(params)
@@ -154,7 +156,7 @@ class Gateway:
         outcome.upstream_ms = result.upstream_ms
         self._observe(outcome, started)
         reply = self._reply(shape, result)
-        if (result.source is not None and on_behalf_of is None and call.app is not None
+        if (keep and result.source is not None and call.app is not None
                 and all(guard.replayable(call) for guard in self.guards)):
             reply.kept = Kept(call, result.source, outcome, shape.t)
         return reply

@@ -171,7 +171,7 @@ class QQAvatarRSGI:
                 client, scheme = self.proxies.apply(client, scheme, headers.items())
             request = ApiRequest(service, params, HeaderView(headers), client, method,
                                  scheme=scheme)
-            reply = await gateway.handle(request)
+            reply = await gateway.handle(request, keep=kept_replies is not None)
             head = head_of(reply)
             proto.response_bytes(reply.status, [*head, ("x-request-id", rid)], reply.body)
             if (reply.kept is not None and kept_replies is not None and method == "GET"
