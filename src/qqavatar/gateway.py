@@ -32,7 +32,6 @@ JSON_TYPE = "application/json;charset=utf-8"
 JSONP_TYPE = "text/javascript; charset=utf-8"
 
 
-
 class Guard(Protocol):
     """May refuse an authenticated call (raise ApiError) before its handler runs."""
 
@@ -45,6 +44,7 @@ class Guard(Protocol):
     def replay(self, call: Call) -> None:
         """The per-call work (counting) for a call answered again; no await, no refusal."""
         ...
+
 
 # An observer sees every answered call; it must be cheap and must not raise.
 Observer = Callable[[Outcome], None]

@@ -47,7 +47,7 @@ async def avatar(runtime: Runtime, call: Call) -> Result:
     fmt: str = values.get("format") or ""
     default: str = values.get("default") or "qq"
     found = runtime.avatars.cached(kind, number, size, fmt, default)
-    if found is not None:  # the hot path: no allocation beyond the answer
+    if found is not None:  # the hot path: the answer and where it came from, nothing more
         lookup = (kind, number, size, fmt, default)
         if call.image_mode:  # `_answer`, inlined
             request = call.request

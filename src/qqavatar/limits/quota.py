@@ -95,22 +95,16 @@ class QuotaBook:
     def reserve(self, app_key: str, daily: int | None, monthly: int | None) -> bool:
         """Count one call unless it would exceed a quota (None: no quota), on what this
         server knows alone. No await inside."""
-        day, month = self.periods()
-        day_key, month_key = (app_key, day), (app_key, month)
-        if (daily is not None or monthly is not None) and (
-            _over(daily, self._known(day_key)) or _over(monthly, self._known(month_key))
-        ):
-            return False
-        self._count(day_key, month_key)
-        seen = self._seen
-        if seen:  # our own calls since Redis last answered add to what it said
-            for key in (day_key, month_key):
-                if key in seen:
-                    seen[key] += 1
+        if daily is not None or monthly is not None:
+            day, month = self.periods()
+            if _over(daily, self._known((app_key, day))) or \
+                    _over(monthly, self._known((app_key, month))):
+                return False
+        self.count(app_key)
         return True
 
     def count(self, app_key: str) -> None:
-        """`reserve` for an app without a quota (count, never refuse), in fewer steps."""
+        """Count one call, never refused (an app without a quota; `reserve` once admitted)."""
         day, month = self.periods()
         day_key, month_key = (app_key, day), (app_key, month)
         counts, pending = self._counts, self._pending
@@ -119,7 +113,7 @@ class QuotaBook:
         pending[day_key] = pending.get(day_key, 0) + 1
         pending[month_key] = pending.get(month_key, 0) + 1
         seen = self._seen
-        if seen:
+        if seen:  # our own calls since Redis last answered add to what it said
             if day_key in seen:
                 seen[day_key] += 1
             if month_key in seen:
