@@ -92,9 +92,11 @@ class Traffic:
                                               **extra}, app_key)
 
     def wait_for_app(self, app_key: str) -> None:
-        """Until the server knows a new app: 406, then 400 (a call without `qq`)."""
+        """Until the server knows a new app: 406, then anything else. (A call that breaks a
+        parameter rule would not do: the rules are checked before the app, so 400 at once.)"""
         deadline = time.monotonic() + 5
-        while self.call("App.QQ.UserImage", {"app_key": app_key}, app_key)["ret"] == 406:
+        params = {"app_key": app_key, "qq": "10001", "output": "0"}
+        while self.call("App.QQ.UserImage", params, app_key)["ret"] == 406:
             assert time.monotonic() < deadline, "the server never learnt the app"
             time.sleep(0.05)
 

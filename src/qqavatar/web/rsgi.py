@@ -24,7 +24,7 @@ from ..protocol.errors import ApiError
 from ..settings import Settings
 
 # The path rules and the 405 answer are the ASGI app's own: one definition for both.
-from .app import _ALLOWED_METHODS, _API_PATH, QQAvatarApp, _method_not_allowed
+from .app import _ALLOWED_METHODS, _API_PATH, QQAvatarApp, _method_not_allowed, freeze_heap
 from .asgi_bridge import asgi_scope, latin1, receiver, run_asgi
 from .forwarded import TrustedProxies
 from .replies import KeptReplies
@@ -110,6 +110,7 @@ class QQAvatarRSGI:
         # Called in each worker before its loop runs: start up on that loop, as ASGI's lifespan.
         asyncio.set_event_loop(loop)
         loop.run_until_complete(self.app.startup())
+        freeze_heap()
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.app.shutdown())
