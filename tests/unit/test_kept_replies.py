@@ -165,6 +165,17 @@ async def test_the_same_url_gets_the_same_answer_and_is_counted(server: Server) 
     assert sum(counts[CACHE_HITS] for counts in batch.counts.values()) == 12
 
 
+async def test_a_kept_answer_carries_the_clients_request_id(server: Server) -> None:
+    params = server.avatar()
+    for _ in range(2):
+        await server.get(**params)
+    assert len(_kept(server)) == 1
+    traced = await server.get(headers={"x-request-id": "trace-42"}, **params)
+    assert traced[1]["x-request-id"] == "trace-42"
+    insane = await server.get(headers={"x-request-id": "not sane!"}, **params)
+    assert insane[1]["x-request-id"] not in ("", "not sane!")
+
+
 async def test_a_new_second_gets_a_new_envelope(server: Server) -> None:
     params = server.avatar(output="0")
     await server.get(**params)
