@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -75,9 +74,7 @@ class Upstream:
         )
 
     async def warm_up(self) -> None:
-        """Import the client's async network backend (anyio's, via httpcore) before the
-        first fetch needs it."""
-        importlib.import_module("httpcore._backends.anyio")
+        """Load anyio's asyncio backend (httpx's network layer) before the first fetch."""
         await anyio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:

@@ -88,8 +88,11 @@ def head_of(reply: ApiReply) -> list[tuple[str, str]]:
     return [("content-type", reply.content_type), _NOSNIFF, *reply.headers]
 
 
-def respond(proto: HTTPProtocol, reply: ApiReply, rid: str) -> None:
-    proto.response_bytes(reply.status, [*head_of(reply), ("x-request-id", rid)], reply.body)
+def respond(proto: HTTPProtocol, reply: ApiReply, rid: str) -> list[tuple[str, str]]:
+    """Send `reply`; its `head_of` is returned (what a kept answer sends again)."""
+    head = head_of(reply)
+    proto.response_bytes(reply.status, [*head, ("x-request-id", rid)], reply.body)
+    return head
 
 
 def conditional(headers: RSGIHeaders) -> bool:
@@ -123,9 +126,11 @@ class QQAvatarRSGI:
         app = self.app
         path = scope.path
         kept_replies, gateway = self.kept, app.gateway
+        key = None  # under which this request's answer is kept: GETs only
         if kept_replies is not None and gateway is not None and scope.method == "GET":
             # The same URL again: its kept answer, if the gateway says it still holds.
-            kept = kept_replies.get(path + "?" + scope.query_string)
+            key = path + "?" + scope.query_string
+            kept = kept_replies.get(key)
             if kept is not None:
                 headers = scope.headers
                 if not conditional(headers) and gateway.replay(kept[0]):
@@ -172,12 +177,11 @@ class QQAvatarRSGI:
                 client, scheme = self.proxies.apply(client, scheme, headers.items())
             request = ApiRequest(service, params, HeaderView(headers), client, method,
                                  scheme=scheme)
-            reply = await gateway.handle(request, keep=kept_replies is not None)
-            head = head_of(reply)
-            proto.response_bytes(reply.status, [*head, ("x-request-id", rid)], reply.body)
-            if (reply.kept is not None and kept_replies is not None and method == "GET"
+            reply = await gateway.handle(request, keep=key is not None)
+            head = respond(proto, reply, rid)
+            if (reply.kept is not None and kept_replies is not None and key is not None
                     and not conditional(headers)):
-                kept_replies.put(path + "?" + scope.query_string, reply, head)
+                kept_replies.put(key, reply, head)
         finally:
             REQUEST_ID.reset(token)
 
