@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from qqavatar.avatars.upstream import MAX_IN_FLIGHT
@@ -195,6 +196,12 @@ def status(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
 
 
+def closes(answer: bytes) -> bool:
+    """Does the answer say the connection ends with it (the body was left unread)?"""
+    head = answer.partition(b"\r\n\r\n")[0].lower()
+    return b"\r\nconnection: close\r\n" in head + b"\r\n"
+
+
 # --- head, body and parameter limits ------------------------------------------------------------
 
 
@@ -224,6 +231,22 @@ def test_declared_body_over_the_cap_is_refused_unread(
     answer, took = exchange(server, head.encode())  # and not one byte of the 100 MiB
     assert TOO_LARGE.encode() in answer and b'"ret":400' in answer, answer[:300]
     assert took < CLIENT_TIMEOUT  # answered at once, not after waiting for a body
+    assert closes(answer)
+
+
+def test_a_client_reusing_its_connection_after_a_refused_body(
+        either: tuple[RunningServer, dict[str, Any]]) -> None:
+    """The refusal says `Connection: close`: a pooled client opens a new connection for its
+    next call instead of sending it down one the server is closing (which lost that call
+    now and then on a loaded machine)."""
+    server, app = either
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        for _ in range(20):
+            refused = http.post(avatar_path(app), content=b"a=" + b"x" * (2 * MAX_BODY_BYTES),
+                                headers={"content-type": "application/x-www-form-urlencoded"})
+            assert TOO_LARGE in refused.json()["msg"]
+            assert refused.headers["connection"] == "close"
+            assert http.get(avatar_path(app)).json()["ret"] == 200
 
 
 def test_chunked_body_over_the_cap_is_cut(either: tuple[RunningServer, dict[str, Any]]) -> None:
@@ -235,6 +258,7 @@ def test_chunked_body_over_the_cap_is_cut(either: tuple[RunningServer, dict[str,
             "Content-Type: application/x-www-form-urlencoded\r\n\r\n").encode()
     answer, _ = exchange(server, head + body)
     assert TOO_LARGE.encode() in answer and b'"ret":400' in answer, answer[:300]
+    assert closes(answer)
 
 
 def test_parameter_count_is_bounded(granian: tuple[RunningServer, dict[str, Any]]) -> None:
@@ -292,6 +316,7 @@ def test_body_dribbled_gets_an_envelope_at_the_client_timeout(
     _, answer = dribble(server, head, b"a" * 100, limit=CLIENT_TIMEOUT + 3)
     assert TOO_SLOW.encode() in answer and b'"ret":400' in answer, answer[:300]
     assert time.monotonic() - started <= CLIENT_TIMEOUT + 3
+    assert closes(answer)
 
 
 def test_a_thousand_idle_and_slow_connections(

@@ -26,7 +26,7 @@ from ..secretbox import box_for
 from ..settings import Settings
 from ..store.apps import AppRegistry, AppStore
 from ..store.db import make_engine, migrate
-from .request import parse_query, read_params
+from .request import CLOSE, UnreadBody, parse_query, read_params
 from .routes import ROUTES
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,10 @@ class QQAvatarApp:
                 query = parse_query(scope.get("query_string", b""))
             except ApiError:
                 query = {}
-            await _send(send, scope, self.gateway.reject(query, error))
+            refusal = self.gateway.reject(query, error)
+            if isinstance(error, UnreadBody):
+                refusal.headers.append(CLOSE)
+            await _send(send, scope, refusal)
             return
         if service is None:
             service = params.get("service") or params.get("s") or ""

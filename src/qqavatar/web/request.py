@@ -7,7 +7,9 @@ Bounds, the same on both servers: at most `MAX_PARAMS` parameters; a body over
 `MAX_BODY_BYTES` is refused from its Content-Length before a byte of it is read (or, sent
 chunked, as soon as it grows past the cap); a body not complete within the client timeout
 is refused too, so a client dribbling one cannot hold a connection and its buffer. These
-are ret 400 envelopes: ret 413 is the quota's answer, and the SDK reads it as such.
+are ret 400 envelopes: ret 413 is the quota's answer, and the SDK reads it as such. Those two
+refusals leave part of the body unsent or unread (`UnreadBody`): their answer closes the
+connection, so a client does not reuse it while the server is shutting it.
 """
 
 from __future__ import annotations
@@ -27,8 +29,15 @@ MAX_PARAMS = 256
 DEFAULT_BODY_TIMEOUT = 10.0  # seconds; the server passes QQAVATAR_CLIENT_TIMEOUT
 
 
-def body_too_large() -> errors.ApiError:
-    return errors.client_error(400, f"请求体不能超过{MAX_BODY_BYTES}字节")
+class UnreadBody(errors.ApiError):
+    """A body refused before its end: the connection cannot carry another request."""
+
+
+def body_too_large() -> UnreadBody:
+    return UnreadBody(400, errors.CLIENT_PREFIX + f"请求体不能超过{MAX_BODY_BYTES}字节")
+
+
+CLOSE = ("connection", "close")
 
 
 def parse_query(raw: bytes | str) -> dict[str, str]:
@@ -69,7 +78,7 @@ async def read_body(receive: Receive, timeout: float = DEFAULT_BODY_TIMEOUT) -> 
                 if not message.get("more_body", False):
                     break
     except TimeoutError:
-        raise errors.client_error(400, f"请求体未在{timeout:g}秒内发送完毕") from None
+        raise UnreadBody(400, errors.CLIENT_PREFIX + f"请求体未在{timeout:g}秒内发送完毕") from None
     return b"".join(chunks)
 
 

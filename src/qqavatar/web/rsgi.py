@@ -28,7 +28,7 @@ from .app import _ALLOWED_METHODS, _API_PATH, QQAvatarApp, _method_not_allowed, 
 from .asgi_bridge import asgi_scope, latin1, receiver, run_asgi
 from .forwarded import TrustedProxies
 from .replies import KeptReplies
-from .request import parse_query, read_params
+from .request import CLOSE, UnreadBody, parse_query, read_params
 
 if TYPE_CHECKING:
     from granian._granian import RSGIHeaders
@@ -168,7 +168,10 @@ class QQAvatarRSGI:
                     query = parse_query(scope.query_string)
                 except ApiError:  # the query itself was refused
                     query = {}
-                respond(proto, gateway.reject(query, error), rid)
+                refusal = gateway.reject(query, error)
+                if isinstance(error, UnreadBody):
+                    refusal.headers.append(CLOSE)
+                respond(proto, refusal, rid)
                 return
             if service is None:
                 service = params.get("service") or params.get("s") or ""
