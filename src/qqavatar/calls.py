@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .avatars import Avatar
+    from .avatars.model import Key
     from .protocol.envelope import Data, Digest
     from .services import Service
 
@@ -61,6 +62,7 @@ class Source:
     lookup: tuple[Any, ...]           # AvatarService.cached's arguments
     avatar: Avatar                    # what that lookup returned
     until: float                      # monotonic: past this the answer would differ (max-age)
+    key: Key | None = None            # the cache key, when the lookup returns that entry as is
 
 
 @dataclass(slots=True)
@@ -103,3 +105,4 @@ class Kept:
     source: Source
     outcome: Outcome                  # reused for every replay: observers must not keep it
     second: int                       # the envelope's `_t` (wall clock) when it was made
+    replays: tuple[Callable[[Call], None], ...] = ()  # the guards' per-call work (counting)

@@ -41,8 +41,10 @@ class Guard(Protocol):
         """Could this call be answered again from a kept reply, `replay` all it needs here?"""
         ...
 
-    def replay(self, call: Call) -> None:
-        """The per-call work (counting) for a call answered again; no await, no refusal."""
+    @property
+    def replay(self) -> Callable[[Call], None] | None:
+        """The per-call work (counting) for a call answered again, None if there is none;
+        no await, no refusal."""
         ...
 
 
@@ -158,7 +160,8 @@ class Gateway:
         reply = self._reply(shape, result)
         if (keep and result.source is not None and call.app is not None
                 and all(guard.replayable(call) for guard in self.guards)):
-            reply.kept = Kept(call, result.source, outcome, shape.t)
+            replays = tuple(replay for guard in self.guards if (replay := guard.replay))
+            reply.kept = Kept(call, result.source, outcome, shape.t, replays)
         return reply
 
     def replay(self, kept: Kept) -> bool:
@@ -169,12 +172,11 @@ class Gateway:
         call, source = kept.call, kept.source
         app = call.app
         assert app is not None
-        if (time.monotonic() >= source.until or int(self.clock()) != kept.second
-                or self.runtime.apps.get(app.app_key) is not app
-                or self.runtime.avatars.cached(*source.lookup) is not source.avatar):
+        if (int(self.clock()) != kept.second or self.runtime.apps.get(app.app_key) is not app
+                or not self.runtime.avatars.holds(source)):
             return False
-        for guard in self.guards:
-            guard.replay(call)
+        for replay in kept.replays:
+            replay(call)
         self._observe(kept.outcome, started)
         return True
 

@@ -4,6 +4,7 @@ counts are kept, and the last flush at shutdown waits a little for the database 
 from __future__ import annotations
 
 import asyncio
+import calendar
 import secrets
 import time
 from collections.abc import Iterator
@@ -48,6 +49,45 @@ async def test_counts_survive_an_outage_and_the_last_flush_waits_for_the_databas
         relay.restore()
         await asyncio.wait_for(stopping, 5)
         assert (await QuotaStore(direct).totals([day]))[(app, day)] == 5
+    finally:
+        relay.close()
+        await through.dispose()
+        await direct.dispose()
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_failed_flush_before_midnight_stores_its_calls_in_their_day(
+        database_url: str) -> None:
+    direct = make_engine(database_url)
+    await migrate(direct)
+    target = direct.url
+    relay = TcpRelay(target.host or "127.0.0.1", target.port or 5432)
+    through = make_engine(target.set(host="127.0.0.1", port=relay.port))
+    app = secrets.token_hex(16).upper()
+    clock = Clock(calendar.timegm((2026, 11, 28, 15, 59, 59)))  # 23:59:59 on 28 Nov, UTC+8
+    try:
+        book = QuotaBook(QuotaStore(through), clock=clock)
+        await book.load()
+        book.count(app)
+        book.count(app)
+        relay.cut()
+        with pytest.raises(Exception):  # noqa: B017 (whatever the driver raises for it)
+            await book.flush()
+        clock.now += 1  # the next flush runs on the 29th
+        book.count(app)
+        relay.restore()
+        await book.flush()
+        totals = await QuotaStore(direct).totals(["D2026-11-28", "D2026-11-29", "M2026-11"])
+        assert {key: calls for key, calls in totals.items() if key[0] == app} == {(app, "D2026-11-28"): 2, (app, "D2026-11-29"): 1,
+                          (app, "M2026-11"): 3}
+        assert book.usage(app) == (1, 3)
     finally:
         relay.close()
         await through.dispose()

@@ -234,3 +234,24 @@ async def test_quota_books_on_one_database_see_each_other(engines: EngineFactory
     # A new day starts from zero; the month goes on.
     clock.now += 86_400
     assert first.usage("A") == (0, 3)
+
+
+async def test_unstored_calls_keep_their_period_across_midnight(engine: AsyncEngine) -> None:
+    """Calls counted before midnight (UTC+8) and stored after it stay the old day's; at the
+    end of a month the month's count starts afresh too."""
+    clock = Clock(calendar.timegm((2026, 11, 30, 15, 59, 59)))  # 23:59:59 on 30 Nov, UTC+8
+    book = QuotaBook(QuotaStore(engine), clock=clock)
+    await book.load()
+    for _ in range(3):
+        book.count("A")
+    clock.now += 1  # 1 Dec: a new day and a new month
+    assert book.usage("A") == (0, 0)
+    assert book.reserve("A", 2, None) and book.reserve("A", 2, None)
+    assert not book.reserve("A", 2, None)  # the new day's quota counts the new day only
+    await book.flush()
+    totals = await QuotaStore(engine).totals(["D2026-11-30", "M2026-11", "D2026-12-01",
+                                              "M2026-12"])
+    assert totals == {("A", "D2026-11-30"): 3, ("A", "M2026-11"): 3,
+                      ("A", "D2026-12-01"): 2, ("A", "M2026-12"): 2}
+    assert book.usage("A") == (2, 2)
+

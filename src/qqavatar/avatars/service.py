@@ -47,6 +47,7 @@ from .shared import SharedTier
 from .upstream import Fetched, Upstream
 
 if TYPE_CHECKING:
+    from ..calls import Source
     from ..redislink import RedisLink
     from ..settings import Settings
 
@@ -161,6 +162,15 @@ class AvatarService:
         else:
             return base
         return derived if derived is not None and derived.source == base.etag else None
+
+    def holds(self, source: Source) -> bool:
+        """Would `cached(*source.lookup)` still answer `source.avatar`, its max-age unspent?"""
+        now = monotonic()
+        if now >= source.until:
+            return False
+        if source.key is not None:  # a plain lookup answers the entry itself, if fresh
+            return self.cache.get(source.key, now) is source.avatar
+        return self.cached(*source.lookup) is source.avatar
 
     # --- the slow path ----------------------------------------------------------------------
 

@@ -49,16 +49,17 @@ async def avatar(runtime: Runtime, call: Call) -> Result:
     found = runtime.avatars.cached(kind, number, size, fmt, default)
     if found is not None:  # the hot path: the answer and where it came from, nothing more
         lookup = (kind, number, size, fmt, default)
+        key = (kind, number, size, "") if not fmt and default == "qq" else None
         if call.image_mode:  # `_answer`, inlined
             request = call.request
             max_age = max_age_of(found, "HIT")
             reply = image_reply(found, request.headers, "HIT", request.method, max_age)
             # The answer holds until its max-age would count down (a 304 depends on headers).
             source = None if reply.status == 304 else Source(
-                lookup, found, found.expires_at - max_age)
+                lookup, found, found.expires_at - max_age, key)
             return Result(reply=reply, cache="HIT", source=source)
         result = _answer(call, found, "HIT", False, None)
-        result.source = Source(lookup, found, found.expires_at)
+        result.source = Source(lookup, found, found.expires_at, key)
         return result
     started = time.perf_counter()
     try:

@@ -50,8 +50,7 @@ class AdmissionGuard:
         return not isinstance(app, AppRecord) or not (
             app.ip_allow or app.domains or app.rate_limit is not None)
 
-    def replay(self, call: Call) -> None:
-        pass  # replayable calls are those this guard has nothing to check for
+    replay = None  # replayable calls are those this guard has nothing to check for
 
 
 class QuotaGuard:

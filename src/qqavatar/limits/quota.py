@@ -29,6 +29,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from ..store.db import is_database_outage
@@ -61,6 +62,19 @@ def _over(limit: int | None, used: int) -> bool:
     return limit is not None and used >= limit
 
 
+@dataclass(slots=True)
+class _Tally:
+    """One app's calls in the current day and month (UTC+8): a few slot increments per call,
+    where four dictionary updates under (app_key, period) keys cost twice as much."""
+
+    day: int = 0          # all servers' as the database last said, plus ours since
+    month: int = 0
+    day_new: int = 0      # ours, not yet stored
+    month_new: int = 0
+    day_seen: int = -1    # all servers' as Redis last said, plus ours since; -1: not known
+    month_seen: int = -1
+
+
 class QuotaBook:
     def __init__(
         self,
@@ -75,9 +89,8 @@ class QuotaBook:
         self._shared_ok = True                   # for logging the switches once
         self._flush_interval = flush_interval
         self._clock = clock
-        self._counts: dict[UsageKey, int] = {}   # current periods: stored + not yet stored
-        self._pending: dict[UsageKey, int] = {}  # not yet stored
-        self._seen: dict[UsageKey, int] = {}     # all servers' count as Redis last said
+        self._tallies: dict[str, _Tally] = {}    # per app, in the current periods
+        self._earlier: dict[UsageKey, int] = {}  # ours in periods that have ended, not yet stored
         self._second = -1
         self._periods = ("", "")
         self._expire_at = (0, 0)                 # shared counters' expiry (period end + margin)
@@ -88,70 +101,113 @@ class QuotaBook:
         second = int(self._clock())
         if second != self._second:  # recomputed once a second, not per call
             day_end, month_end = period_ends(second)
-            self._second, self._periods = second, periods_at(second)
+            self._second = second
             self._expire_at = (day_end + EXPIRY_MARGIN, month_end + EXPIRY_MARGIN)
+            periods = periods_at(second)
+            if periods != self._periods:
+                self._begin(periods)
         return self._periods
+
+    def _begin(self, periods: tuple[str, str]) -> None:
+        """A new day (and maybe month): its count starts afresh (until the next sync reads
+        what other servers counted in it); our unstored calls of the old one wait in
+        `_earlier` for the next flush."""
+        (old_day, old_month), (day, month) = self._periods, periods
+        earlier = self._earlier
+        for app_key, tally in self._tallies.items():
+            if day != old_day:
+                if tally.day_new:
+                    key = (app_key, old_day)
+                    earlier[key] = earlier.get(key, 0) + tally.day_new
+                tally.day = tally.day_new = 0
+                tally.day_seen = -1
+            if month != old_month:
+                if tally.month_new:
+                    key = (app_key, old_month)
+                    earlier[key] = earlier.get(key, 0) + tally.month_new
+                tally.month = tally.month_new = 0
+                tally.month_seen = -1
+        self._periods = periods
+
+    def _tally(self, app_key: str) -> _Tally:
+        tally = self._tallies.get(app_key)
+        if tally is None:
+            tally = self._tallies[app_key] = _Tally()
+        return tally
+
+    def _used(self, app_key: str) -> tuple[int, int]:
+        """A lower bound of the true counts (day, month): the database's total plus our
+        unstored calls, or what Redis last said plus our calls since, whichever is more."""
+        tally = self._tallies.get(app_key)
+        if tally is None:
+            return 0, 0
+        return max(tally.day, tally.day_seen), max(tally.month, tally.month_seen)
 
     def reserve(self, app_key: str, daily: int | None, monthly: int | None) -> bool:
         """Count one call unless it would exceed a quota (None: no quota), on what this
         server knows alone. No await inside."""
         if daily is not None or monthly is not None:
-            day, month = self.periods()
-            if _over(daily, self._known((app_key, day))) or \
-                    _over(monthly, self._known((app_key, month))):
+            self.periods()
+            day_used, month_used = self._used(app_key)
+            if _over(daily, day_used) or _over(monthly, month_used):
                 return False
         self.count(app_key)
         return True
 
     def count(self, app_key: str) -> None:
         """Count one call, never refused (an app without a quota; `reserve` once admitted)."""
-        day, month = self.periods()
-        day_key, month_key = (app_key, day), (app_key, month)
-        counts, pending = self._counts, self._pending
-        counts[day_key] = counts.get(day_key, 0) + 1
-        counts[month_key] = counts.get(month_key, 0) + 1
-        pending[day_key] = pending.get(day_key, 0) + 1
-        pending[month_key] = pending.get(month_key, 0) + 1
-        seen = self._seen
-        if seen:  # our own calls since Redis last answered add to what it said
-            if day_key in seen:
-                seen[day_key] += 1
-            if month_key in seen:
-                seen[month_key] += 1
+        if int(self._clock()) != self._second:
+            self.periods()
+        tally = self._tallies.get(app_key) or self._tally(app_key)
+        tally.day += 1
+        tally.month += 1
+        tally.day_new += 1
+        tally.month_new += 1
+        if tally.day_seen >= 0:  # our own calls since Redis last answered add to what it said
+            tally.day_seen += 1
+        if tally.month_seen >= 0:
+            tally.month_seen += 1
 
     async def admit(self, app_key: str, daily: int | None, monthly: int | None) -> bool:
         """`reserve`, exact across servers when Redis is on and the app has a quota."""
         shared = self._shared
         if shared is None or (daily is None and monthly is None):
             return self.reserve(app_key, daily, monthly)
-        day, month = self.periods()
-        day_key, month_key = (app_key, day), (app_key, month)
-        day_used, month_used = self._known(day_key), self._known(month_key)
+        periods = self.periods()
+        day_used, month_used = self._used(app_key)
         if _over(daily, day_used) or _over(monthly, month_used):
             return False  # what we know never exceeds the true count: no need to ask Redis
-        reservation = await shared.reserve(app_key, (day, month), self._expire_at,
+        reservation = await shared.reserve(app_key, periods, self._expire_at,
                                            (daily, monthly), (day_used, month_used))
         if reservation is None:  # Redis is down: what this server knows, as without Redis
             self._note_shared(False)
             return self.reserve(app_key, daily, monthly)
         self._note_shared(True)
-        if reservation.admitted:
-            self._count(day_key, month_key)  # for the database, the durable record
-        seen = self._seen
-        seen[day_key] = max(seen.get(day_key, 0), reservation.day_calls)
-        seen[month_key] = max(seen.get(month_key, 0), reservation.month_calls)
+        current = self.periods()
+        if reservation.admitted:  # for the database, the durable record
+            for period in periods:
+                self._add_unstored(app_key, period, 1, counted=True)
+        if current == periods:  # (a day that ended meanwhile has no tally to update)
+            tally = self._tally(app_key)
+            tally.day_seen = max(tally.day_seen, reservation.day_calls)
+            tally.month_seen = max(tally.month_seen, reservation.month_calls)
         return reservation.admitted
 
-    def _known(self, key: UsageKey) -> int:
-        """A lower bound of the true count: the database's total plus our unstored calls,
-        or what Redis last said plus our calls since, whichever is more."""
-        return max(self._counts.get(key, 0), self._seen.get(key, 0))
-
-    def _count(self, day_key: UsageKey, month_key: UsageKey) -> None:
-        counts, pending = self._counts, self._pending
-        for key in (day_key, month_key):
-            counts[key] = counts.get(key, 0) + 1
-            pending[key] = pending.get(key, 0) + 1
+    def _add_unstored(self, app_key: str, period: str, calls: int, *,
+                      counted: bool = False) -> None:
+        """Add `calls` of ours, not yet stored, in `period` (counted: to its count too)."""
+        day, month = self._periods
+        if period == day:
+            tally = self._tally(app_key)
+            tally.day_new += calls
+            tally.day += calls if counted else 0
+        elif period == month:
+            tally = self._tally(app_key)
+            tally.month_new += calls
+            tally.month += calls if counted else 0
+        else:  # a period that has ended
+            key = (app_key, period)
+            self._earlier[key] = self._earlier.get(key, 0) + calls
 
     def _note_shared(self, ok: bool) -> None:
         if ok == self._shared_ok:
@@ -166,8 +222,9 @@ class QuotaBook:
 
     def usage(self, app_key: str) -> tuple[int, int]:
         """Calls of the app counted today and this month (UTC+8)."""
-        day, month = self.periods()
-        return self._counts.get((app_key, day), 0), self._counts.get((app_key, month), 0)
+        self.periods()
+        tally = self._tallies.get(app_key)
+        return (0, 0) if tally is None else (tally.day, tally.month)
 
     async def load(self) -> None:
         """Read the current periods' totals (at start, before the first call)."""
@@ -177,24 +234,55 @@ class QuotaBook:
     async def flush(self, *, sync: bool = True) -> None:
         """Store what was counted since the last flush; then (sync) read all servers' totals."""
         async with self._lock:
-            deltas, self._pending = self._pending, {}
+            deltas = self._take_new()
             try:
                 await self._store.add(deltas)
             except BaseException:
-                for key, calls in deltas.items():  # keep them for the next attempt
-                    self._pending[key] = self._pending.get(key, 0) + calls
+                self._give_back(deltas)  # kept for the next attempt
                 raise
             if sync:
                 await self._sync()
 
+    def _take_new(self) -> dict[UsageKey, int]:
+        """Our calls not yet stored, by (app_key, period); from now on they count as stored."""
+        day, month = self.periods()  # (a day that has ended moves to `_earlier` first)
+        deltas, self._earlier = self._earlier, {}
+        for app_key, tally in self._tallies.items():
+            if tally.day_new:
+                deltas[(app_key, day)] = tally.day_new
+                tally.day_new = 0
+            if tally.month_new:
+                deltas[(app_key, month)] = tally.month_new
+                tally.month_new = 0
+        return deltas
+
+    def _give_back(self, deltas: dict[UsageKey, int]) -> None:
+        self.periods()
+        for (app_key, period), calls in deltas.items():
+            self._add_unstored(app_key, period, calls)
+
+    def _unstored_days(self) -> int:
+        return (sum(calls for (_, period), calls in self._earlier.items()
+                    if period.startswith("D"))
+                + sum(tally.day_new for tally in self._tallies.values()))
+
     async def _sync(self) -> None:
         current = self.periods()
         totals = await self._store.totals(current)
-        # No await from here on: calls admitted during the read are in _pending, not in totals.
-        keys = {key for key in (*totals, *self._pending) if key[1] in current}
-        self._counts = {key: totals.get(key, 0) + self._pending.get(key, 0) for key in keys}
-        if self._seen:
-            self._seen = {key: calls for key, calls in self._seen.items() if key[1] in current}
+        # No await from here on: calls admitted during the read are in the tallies' `_new`
+        # counts, not in totals.
+        if self.periods() != current:
+            return  # a new day began during the read: the next sync reads that one
+        day, month = current
+        apps = {app_key for app_key, _ in totals} | self._tallies.keys()
+        tallies: dict[str, _Tally] = {}
+        for app_key in apps:
+            tally = self._tallies.get(app_key) or _Tally()
+            tally.day = totals.get((app_key, day), 0) + tally.day_new
+            tally.month = totals.get((app_key, month), 0) + tally.month_new
+            if tally.day or tally.month or tally.day_seen >= 0 or tally.month_seen >= 0:
+                tallies[app_key] = tally
+        self._tallies = tallies
 
     async def start(self) -> None:
         if self._task is None:
@@ -219,8 +307,7 @@ class QuotaBook:
                     raise
             await asyncio.sleep(self._flush_interval / 2)
         log.error("quota: database unavailable at shutdown; %d counted calls not stored",
-                  sum(calls for (_, period), calls in self._pending.items()
-                      if period.startswith("D")))
+                  self._unstored_days())
 
     async def _run(self) -> None:
         failing = False

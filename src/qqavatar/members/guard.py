@@ -47,5 +47,4 @@ class SessionGuard:
         # A session may end at any moment: only calls without one are answered again.
         return call.values.get("uuid") is None and call.values.get("token") is None
 
-    def replay(self, call: Call) -> None:
-        pass
+    replay = None  # nothing to count
