@@ -2,7 +2,8 @@
 
 Scenarios (issue 3):
 - image40, image640, json640, signed40: cached hits, req/s and p50/p99 per target;
-- half: qqavatar (and nginx) at half of qqavatar's image40 peak rate, p99 (median of rounds);
+- half: qqavatar, the floor and nginx at half of qqavatar's image40 peak rate: p99 (median
+  of rounds);
 - miss: every request a new avatar, qlogo answering after 50 ms: latency added to it;
 - cold: 200 simultaneous requests for one uncached avatar: requests qlogo saw;
 - memory: qqavatar's RSS after N distinct avatars with a 64 MiB cache, and idle;
@@ -235,7 +236,7 @@ class Bench:
         connections = max(1, round(rate * opts.half_period_ms / 1000))
         load = wrk.Load(connections=connections, duration=opts.hit_load.duration)
         lua = wrk.script(delay_ms=opts.half_period_ms)
-        names = [name for name in ("qqavatar", "nginx") if name in self.targets]
+        names = [name for name in ("qqavatar", "floor", "nginx") if name in self.targets]
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for _ in range(opts.rounds):  # alternating, as the hit scenarios: the median p99 counts
             for name in names:
