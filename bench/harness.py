@@ -2,6 +2,8 @@
 
 Scenarios (issue 3):
 - image40, image640, json640, signed40: cached hits, req/s and p50/p99 per target;
+- fresh40: the image40 hit with a URL of its own for every request (a counter parameter the
+  service ignores), so no kept answer serves it: the full path, against the floor only;
 - half: qqavatar, the floor and nginx at half of qqavatar's image40 peak rate: p99 (median
   of rounds);
 - miss: every request a new avatar, qlogo answering after 50 ms: latency added to it;
@@ -54,7 +56,7 @@ from .targets import (
     write_floor_answers,
 )
 
-HIT_SCENARIOS = ("image40", "image640", "json640", "signed40")
+HIT_SCENARIOS = ("image40", "image640", "json640", "signed40", "fresh40")
 SCENARIOS = (*HIT_SCENARIOS, "half", "miss", "cold", "memory", "hotpath")
 MISS_DELAY_MS = 50
 MEMORY_CACHE = "64MiB"
@@ -165,6 +167,10 @@ class Bench:
             proc, url = started["floor"]
             found["floor"] = Target("floor", f"floor ({opts.server})", url, proc,
                                     {name: "/" + name for name in paths})
+        for name in ("qqavatar", "floor"):  # (nginx would cache each new URL apart: a miss)
+            if name in found:
+                base = found[name].paths["image40"]
+                found[name].paths["fresh40"] = base + ("&" if "?" in base else "?") + "n="
         for name, target in found.items():
             target.proc.wait_http(target.url + "/")
             if name == "nginx":  # the proxied paths must be cache hits by now
@@ -215,9 +221,11 @@ class Bench:
             shift = round_index % max(1, len(targets))
             for target in targets[shift:] + targets[:shift]:
                 path = target.paths[scenario]
+                # fresh40: `path` ends in "n=", and every request adds a number of its own.
+                lua = wrk.script(distinct=(path, "", 0)) if scenario == "fresh40" else None
                 if round_index == 0 and opts.warmup > 0:
-                    self._wrk(target, warmup, f"{scenario}-warmup", path=path)
-                result = self._wrk(target, opts.hit_load, scenario, path=path)
+                    self._wrk(target, warmup, f"{scenario}-warmup", lua=lua, path=path)
+                result = self._wrk(target, opts.hit_load, scenario, lua=lua, path=path)
                 runs[target.name].append(result.as_dict())
                 self.log(f"  {scenario:9} {target.name:9} {result.rps:9.0f} req/s  "
                          f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms")
