@@ -113,21 +113,18 @@ class QuotaBook:
         what other servers counted in it); our unstored calls of the old one wait in
         `_earlier` for the next flush."""
         (old_day, old_month), (day, month) = self._periods, periods
-        earlier = self._earlier
+        self._periods = periods  # the old ones have ended: `_add_unstored` keeps them apart
         for app_key, tally in self._tallies.items():
             if day != old_day:
                 if tally.day_new:
-                    key = (app_key, old_day)
-                    earlier[key] = earlier.get(key, 0) + tally.day_new
+                    self._add_unstored(app_key, old_day, tally.day_new)
                 tally.day = tally.day_new = 0
                 tally.day_seen = -1
             if month != old_month:
                 if tally.month_new:
-                    key = (app_key, old_month)
-                    earlier[key] = earlier.get(key, 0) + tally.month_new
+                    self._add_unstored(app_key, old_month, tally.month_new)
                 tally.month = tally.month_new = 0
                 tally.month_seen = -1
-        self._periods = periods
 
     def _tally(self, app_key: str) -> _Tally:
         tally = self._tallies.get(app_key)

@@ -121,15 +121,8 @@ class QQAvatarApp:
             return
         try:
             params = await read_params(scope, receive, timeout=self.settings.client_timeout)
-        except ApiError as error:  # unreadable: shape the error from the query if it parses
-            try:
-                query = parse_query(scope.get("query_string", b""))
-            except ApiError:
-                query = {}
-            refusal = self.gateway.reject(query, error)
-            if isinstance(error, UnreadBody):
-                refusal.headers.append(CLOSE)
-            await _send(send, scope, refusal)
+        except ApiError as error:
+            await _send(send, scope, refuse(self.gateway, scope.get("query_string", b""), error))
             return
         if service is None:
             service = params.get("service") or params.get("s") or ""
@@ -140,6 +133,19 @@ class QQAvatarApp:
                              scheme=scope.get("scheme", "http"))
         reply = await self.gateway.handle(request)
         await _send(send, scope, reply)
+
+
+def refuse(gateway: Gateway, query_string: bytes | str, error: ApiError) -> ApiReply:
+    """The answer to a call whose body could not be read: shaped from the query if that
+    parses; it closes the connection when part of the body was left unread."""
+    try:
+        query = parse_query(query_string)
+    except ApiError:  # the query itself was refused
+        query = {}
+    refusal = gateway.reject(query, error)
+    if isinstance(error, UnreadBody):
+        refusal.headers.append(CLOSE)
+    return refusal
 
 
 def freeze_heap() -> None:

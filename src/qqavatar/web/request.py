@@ -30,11 +30,14 @@ DEFAULT_BODY_TIMEOUT = 10.0  # seconds; the server passes QQAVATAR_CLIENT_TIMEOU
 
 
 class UnreadBody(errors.ApiError):
-    """A body refused before its end: the connection cannot carry another request."""
+    """A body refused before its end (ret 400): the connection cannot carry another request."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(400, errors.CLIENT_PREFIX + text)
 
 
 def body_too_large() -> UnreadBody:
-    return UnreadBody(400, errors.CLIENT_PREFIX + f"请求体不能超过{MAX_BODY_BYTES}字节")
+    return UnreadBody(f"请求体不能超过{MAX_BODY_BYTES}字节")
 
 
 CLOSE = ("connection", "close")
@@ -78,7 +81,7 @@ async def read_body(receive: Receive, timeout: float = DEFAULT_BODY_TIMEOUT) -> 
                 if not message.get("more_body", False):
                     break
     except TimeoutError:
-        raise UnreadBody(400, errors.CLIENT_PREFIX + f"请求体未在{timeout:g}秒内发送完毕") from None
+        raise UnreadBody(f"请求体未在{timeout:g}秒内发送完毕") from None
     return b"".join(chunks)
 
 

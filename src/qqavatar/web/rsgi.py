@@ -24,11 +24,18 @@ from ..protocol.errors import ApiError
 from ..settings import Settings
 
 # The path rules and the 405 answer are the ASGI app's own: one definition for both.
-from .app import _ALLOWED_METHODS, _API_PATH, QQAvatarApp, _method_not_allowed, freeze_heap
+from .app import (
+    _ALLOWED_METHODS,
+    _API_PATH,
+    QQAvatarApp,
+    _method_not_allowed,
+    freeze_heap,
+    refuse,
+)
 from .asgi_bridge import asgi_scope, latin1, receiver, run_asgi
 from .forwarded import TrustedProxies
 from .replies import KeptReplies
-from .request import CLOSE, UnreadBody, parse_query, read_params
+from .request import parse_query, read_params
 
 if TYPE_CHECKING:
     from granian._granian import RSGIHeaders
@@ -163,15 +170,8 @@ class QQAvatarRSGI:
                                                timeout=app.settings.client_timeout)
                 else:
                     params = parse_query(scope.query_string)
-            except ApiError as error:  # the body was unreadable: answer from the query alone
-                try:
-                    query = parse_query(scope.query_string)
-                except ApiError:  # the query itself was refused
-                    query = {}
-                refusal = gateway.reject(query, error)
-                if isinstance(error, UnreadBody):
-                    refusal.headers.append(CLOSE)
-                respond(proto, refusal, rid)
+            except ApiError as error:  # the body was unreadable
+                respond(proto, refuse(gateway, scope.query_string, error), rid)
                 return
             if service is None:
                 service = params.get("service") or params.get("s") or ""
