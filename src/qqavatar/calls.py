@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .avatars import Avatar
-    from .avatars.model import Key
-    from .protocol.envelope import Data, Digest
-    from .services import Service
+from .avatars.model import Source
+from .catalog import Service
+from .protocol.envelope import Data, Digest
 
 
 class AppLike(Protocol):
@@ -32,6 +30,8 @@ class ApiRequest:
     client: str | None = None         # peer address
     method: str = "GET"
     scheme: str = "http"              # as the client sees it (uvicorn applies proxy headers)
+    # The address the connection reached: ASGI's (host, port) or RSGI's "host:port".
+    server: tuple[str, int] | str | None = None
 
 
 @dataclass(slots=True)
@@ -53,16 +53,6 @@ class ApiReply:
     body: bytes
     headers: list[tuple[str, str]] = field(default_factory=list)
     kept: Kept | None = None          # set when the identical request may get this again
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """The cached avatar a hit was answered from, and how it was looked up."""
-
-    lookup: tuple[Any, ...]           # AvatarService.cached's arguments
-    avatar: Avatar                    # what that lookup returned
-    until: float                      # monotonic: past this the answer would differ (max-age)
-    key: Key | None = None            # the cache key, when the lookup returns that entry as is
 
 
 @dataclass(slots=True)

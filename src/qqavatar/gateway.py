@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .calls import ApiReply, ApiRequest, AppLike, Call, Kept, Outcome, Result
+from .catalog import COMMON_RULES, ENVELOPE_RULES, Service, canonical_name, resolve
+from .handlers import HANDLERS, Handler
 from .protocol import errors
 from .protocol.envelope import Data, Digest, envelope, is_valid_callback, jsonp
 from .protocol.errors import ApiError
 from .protocol.params import parse, parse_bool
 from .protocol.sign import verify_sign
 from .runtime import Runtime
-from .services import COMMON_RULES, ENVELOPE_RULES, Service, canonical_name, resolve
 from .store.db import is_database_outage
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,8 @@ class Gateway:
         self.observers = list(observers)
         self.mirror_status = runtime.settings.http_status == "mirror"
         self.clock = clock
-        # Service names as clients spell them → the service (names vary in case only).
-        self._resolved: dict[str, Service] = {}
+        # Service names as clients spell them → the service and its handler.
+        self._resolved: dict[str, tuple[Service, Handler]] = {}
 
     def _shape(self, params: dict[str, str]) -> _Shape:
         callback = params.get("callback")
@@ -112,13 +113,14 @@ class Gateway:
         params = request.params
         shape = self._shape(params)
         name = request.service or "App.Site.Index"
-        service = self._resolved.get(name)
-        outcome = Outcome(service=canonical_name(name) if service is None else service.name,
+        bound = self._resolved.get(name)
+        outcome = Outcome(service=canonical_name(name) if bound is None else bound[0].name,
                           app_key=None, ret=200)
         try:
-            if service is None:
-                service = self._resolve(name)
-                outcome.service = service.name
+            if bound is None:
+                bound = self._resolve(name)
+                outcome.service = bound[0].name
+            service, handler = bound
             if service.image:
                 output = params.get("output")
                 shape.image_mode = output is None or parse_bool(output)
@@ -131,7 +133,7 @@ class Gateway:
             for guard in self.guards:
                 await guard(call)
             outcome.member = call.member
-            result = await service.handler(self.runtime, call)
+            result = await handler(self.runtime, call)
             outcome.member = call.member  # a handler may name the member (App.User.Login)
         except ApiError as error:
             outcome.ret = error.ret
@@ -180,11 +182,12 @@ class Gateway:
         self._observe(kept.outcome, started)
         return True
 
-    def _resolve(self, name: str) -> Service:
+    def _resolve(self, name: str) -> tuple[Service, Handler]:
         service = resolve(name)  # raises for an unknown name: those are not kept
+        bound = (service, HANDLERS[service.name])
         if len(self._resolved) < _MAX_RESOLVED:
-            self._resolved[name] = service
-        return service
+            self._resolved[name] = bound
+        return bound
 
     def _authenticate(self, shape: _Shape, service: Service, request: ApiRequest) -> Call:
         params = request.params

@@ -217,7 +217,7 @@ class RequestMetrics:
             child.inc(count)
 
     def _service(self, name: str) -> _ServiceMetrics:
-        from .services import SERVICES
+        from .catalog import SERVICES
 
         known = SERVICES.get(name.lower())
         if known is None or known.name != name:

@@ -13,7 +13,6 @@ from .calls import AppLike
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .gateway import Gateway
     from .limits.quota import QuotaBook
     from .links import LinkRegistry
     from .members.service import MemberService
@@ -40,8 +39,3 @@ class Runtime:
     members: MemberService | None = None  # set by the members feature
     quotas: QuotaBook | None = None  # set by the limits feature: calls today / this month
     redis: RedisLink | None = None  # QQAVATAR_REDIS_URL: state shared by every server
-
-
-# A feature starts with the server: it may add components to the runtime, guards and
-# observers to the gateway, and closers to `runtime.closers`. Listed in qqavatar.features.
-Feature = Callable[[Runtime, "Gateway"], Awaitable[None]]

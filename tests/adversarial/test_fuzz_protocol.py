@@ -19,7 +19,7 @@ from qqavatar.protocol.envelope import envelope
 from qqavatar.protocol.errors import CLIENT_PREFIX, ApiError
 from qqavatar.protocol.params import parse
 from qqavatar.protocol.sign import compute_sign, verify_sign
-from qqavatar.services import COMMON_RULES, GROUP_IMAGE, USER_IMAGE
+from qqavatar.catalog import COMMON_RULES, GROUP_IMAGE, USER_IMAGE
 from tests.server_fixture import RunningServer
 
 NAMES = st.sampled_from(["app_key", "qq", "group", "size", "output", "return_data", "callback",

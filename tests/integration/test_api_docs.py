@@ -23,7 +23,7 @@ from qqavatar.protocol.envelope import auth
 from qqavatar.protocol.params import Bool, Enum, Number, Pattern, Str
 from qqavatar.protocol.phpjson import dumps
 from qqavatar.protocol.sign import compute_sign
-from qqavatar.services import SERVICES, Service
+from qqavatar.catalog import SERVICES, Service
 from qqavatar.web import servicedoc
 from tests.browser import chromium_page
 from tests.server_fixture import RunningServer

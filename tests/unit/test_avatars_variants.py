@@ -15,7 +15,7 @@ from qqavatar.avatars import OUTPUT_FORMATS, AvatarService, NoAvatar
 from qqavatar.avatars.identicon import GRID, pattern, render
 from qqavatar.avatars.images import transcode
 from qqavatar.fakeqlogo import RunningFake, avatar_bytes, penguin_bytes, spawn
-from qqavatar.handlers.avatar_rules import DEFAULT, FORMAT, Choice
+from qqavatar.protocol.avatar_rules import DEFAULT, FORMAT, Choice
 from qqavatar.protocol.errors import ApiError
 from tests.unit.avatars_support import Clock, run, until_settled
 

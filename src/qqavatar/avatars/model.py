@@ -53,6 +53,16 @@ class Served:
     upstream_fetch: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The cached avatar a hit was answered from, and how it was looked up."""
+
+    lookup: tuple[object, ...]        # AvatarService.cached's arguments
+    avatar: Avatar                    # what that lookup returned
+    until: float                      # monotonic: past this the answer would differ (max-age)
+    key: Key | None = None            # the cache key, when the lookup returns that entry as is
+
+
 def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 

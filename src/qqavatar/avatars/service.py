@@ -41,13 +41,12 @@ from .disk import DiskCache, DiskEntry
 from .errors import INVALID, UNAVAILABLE, NoAvatar, UpstreamError
 from .flight import SingleFlight
 from .images import MEDIA_TYPES, ImageInfo, InvalidImage, load_codecs, transcode, validate
-from .model import Avatar, Key, Kind, Served, etag_of, make_avatar
+from .model import Avatar, Key, Kind, Served, Source, etag_of, make_avatar
 from .negative import FailureMemory
 from .shared import SharedTier
 from .upstream import Fetched, Upstream
 
 if TYPE_CHECKING:
-    from ..calls import Source
     from ..redislink import RedisLink
     from ..settings import Settings
 

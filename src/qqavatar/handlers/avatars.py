@@ -17,8 +17,9 @@ import time
 from collections.abc import Mapping
 
 from ..avatars import Avatar, AvatarError, CacheState, Kind, Served
+from ..avatars.model import Source
 from ..avatars.upstream import parse_http_date
-from ..calls import ApiReply, Call, Result, Source
+from ..calls import ApiReply, Call, Result
 from ..protocol.phpjson import dumps
 from ..runtime import Runtime
 from .digests import DATA_HEAD, DataDigests

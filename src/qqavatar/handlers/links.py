@@ -6,17 +6,15 @@ under the app's link key; `web.links` opens it and runs the avatar call for the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..calls import Call, Result
+from ..catalog import Service
 from ..links import LinkTarget
 from ..links.urls import link_url, public_base
 from ..protocol import errors
 from ..protocol.phpjson import dumps
 from ..runtime import Runtime
-
-if TYPE_CHECKING:
-    from ..services import Service  # the service table imports this module
 
 NO_BASE_MSG = "无法确定链接地址：请求缺少有效的Host头，请设置QQAVATAR_PUBLIC_URL"
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from .. import __version__
 from ..calls import Call, Result
+from ..catalog import SERVICES
 from ..protocol.phpjson import dumps
 from ..runtime import Runtime
 
 
 async def site_index(runtime: Runtime, call: Call) -> Result:
-    from ..services import SERVICES  # the table imports this module
-
     return Result(data=dumps({
         "name": "qqavatar",
         "version": __version__,

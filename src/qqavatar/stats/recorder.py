@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from ..calls import Outcome
-from ..services import SERVICES
+from ..catalog import SERVICES
 from .days import day_of, next_midnight
 from .latency import bucket_of
 

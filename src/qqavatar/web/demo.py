@@ -18,7 +18,7 @@ from ..handlers.links import link_target
 from ..links.urls import link_url
 from ..protocol.params import parse
 from ..runtime import Runtime
-from ..services import USER_IMAGE_LINK
+from ..catalog import USER_IMAGE_LINK
 from ..store.apps import AppStore
 
 

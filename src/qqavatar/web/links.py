@@ -19,7 +19,7 @@ from ..calls import ApiReply, ApiRequest
 from ..gateway import Gateway
 from ..links.urls import PATH_PREFIX, extension, split_name
 from ..runtime import Runtime
-from ..services import GROUP_IMAGE, USER_IMAGE
+from ..catalog import GROUP_IMAGE, USER_IMAGE
 
 AVATAR_SERVICE: dict[Kind, str] = {"user": USER_IMAGE.name, "group": GROUP_IMAGE.name}
 

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from .. import __version__
 from ..avatars.images import MEDIA_TYPES
 from ..protocol.params import NUMBER_PATTERN, Bool, Enum, Number, Rule, parse_bool
-from ..services import Service
+from ..catalog import Service
 from . import servicedoc
 from .servicedoc import data_schema, params_of, services, slug, url_path
 

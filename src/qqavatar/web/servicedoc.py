@@ -19,7 +19,7 @@ from ..protocol.errors import ApiError
 from ..protocol.params import NUMBER_PATTERN, Bool, Enum, Number, Pattern, Rule, Str
 from ..protocol.phpjson import dumps
 from ..protocol.sign import compute_sign
-from ..services import COMMON_RULES, ENVELOPE_RULES, SERVICES, Service
+from ..catalog import COMMON_RULES, ENVELOPE_RULES, SERVICES, Service
 
 # The sample app of every worked example: never a real one (the secret says so).
 EXAMPLE_APP_KEY = "0123456789ABCDEF0123456789ABCDEF"

@@ -1,4 +1,7 @@
-"""The service table: each YesApi service name with its parameter rules.
+"""The service catalogue: each YesApi service's name, parameter rules and documentation.
+
+Which handler answers a service is bound above this, in `handlers/__init__.py`; every
+layer below the handlers (calls, stats, metrics, the docs) reads services from here.
 
 Names resolve as PhalApi does: case-insensitively, and a two-part name
 (`QQ.UserImage`) means the `App` namespace (`App.QQ.UserImage`).
@@ -6,24 +9,16 @@ Names resolve as PhalApi does: case-insensitively, and a two-part name
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .avatars import Kind
 from .avatars import errors as upstream
-from .calls import Call, Result
-from .handlers import users
-from .handlers.avatar_rules import DEFAULT, FORMAT
-from .handlers.avatars import avatar
-from .handlers.links import avatar_link
-from .handlers.site import site_index
 from .protocol import errors
+from .protocol import member_rules as members
+from .protocol.avatar_rules import DEFAULT, FORMAT
 from .protocol.envelope import CALLBACK_PATTERN
 from .protocol.params import Bool, Enum, Number, Pattern, Rule, Str
-from .runtime import Runtime
-
-Handler = Callable[[Runtime, Call], Awaitable[Result]]
 
 SIZES = (40, 100, 140, 640)
 
@@ -63,7 +58,6 @@ class DataField:
 class Service:
     name: str
     description: str
-    handler: Handler
     rules: tuple[Rule, ...] = ()
     needs_app: bool = True       # Site.Index answers anyone
     image: bool = False          # answers with image bytes when `output` is true
@@ -113,7 +107,6 @@ def _avatar_service(name: str, kind: Kind, param: str, description: str) -> Serv
     return Service(
         name=name,
         description=description,
-        handler=avatar,
         rules=(
             Number(param, required=True, description=number[0]),
             Enum("size", default=100, options=SIZES,
@@ -134,7 +127,7 @@ def _avatar_service(name: str, kind: Kind, param: str, description: str) -> Serv
 
 
 SITE_INDEX = Service(
-    "App.Site.Index", "服务器信息：名称、版本与可用接口", site_index, needs_app=False,
+    "App.Site.Index", "服务器信息：名称、版本与可用接口", needs_app=False,
     returns=(DataField("name", "string", "服务名 (server name)", "qqavatar"),
              DataField("version", "string", "版本 (version)", "0.1.0"),
              DataField("services", "array", "可用接口 (the services offered)",
@@ -163,7 +156,6 @@ def _link_service(name: str, avatar_service: Service, description: str) -> Servi
     return Service(
         name=name,
         description=description,
-        handler=avatar_link,
         rules=tuple(rule for rule in avatar_service.rules if rule.name != "output"),
         avatar_kind=avatar_service.avatar_kind,
         number_param=avatar_service.number_param,
@@ -193,32 +185,32 @@ _ERR_FIELDS = (
 _EXAMPLE_LOGIN = (("username", "alice"), ("password", "e10adc3949ba59abbe56e057f20f883e"))
 _EXAMPLE_SESSION = (("uuid", "9B5A1E9C3F0D4A2B8C7E6F5D4C3B2A19"), ("token", "7F" * 32))
 USER_REGISTER = Service(
-    "App.User.Register", "会员注册", users.register, rules=users.CREDENTIAL_RULES,
+    "App.User.Register", "会员注册", rules=members.CREDENTIAL_RULES,
     session_guard=False, example=_EXAMPLE_LOGIN,
     returns=(*_ERR_FIELDS, DataField("uuid", "string", "新会员的UUID (the new member's uuid)",
                                      _EXAMPLE_SESSION[0][1])),
-    errors=((1, users.NAME_TAKEN),),
+    errors=((1, members.NAME_TAKEN),),
 )
 USER_LOGIN = Service(
-    "App.User.Login", "会员登录", users.login, rules=users.CREDENTIAL_RULES,
+    "App.User.Login", "会员登录", rules=members.CREDENTIAL_RULES,
     session_guard=False, example=_EXAMPLE_LOGIN,
     returns=(*_ERR_FIELDS,
              DataField("uuid", "string", "会员UUID (the member's uuid)", _EXAMPLE_SESSION[0][1]),
              DataField("token", "string", "登录凭证，64位 (the session token)",
                        _EXAMPLE_SESSION[1][1])),
-    errors=((1, users.NO_SUCH_MEMBER), (2, users.WRONG_PASSWORD)),
+    errors=((1, members.NO_SUCH_MEMBER), (2, members.WRONG_PASSWORD)),
 )
 USER_CHECK = Service(
-    "App.User.Check", "检测会员登录态", users.check, rules=users.SESSION_RULES,
+    "App.User.Check", "检测会员登录态", rules=members.SESSION_RULES,
     session_guard=False, example=_EXAMPLE_SESSION,
     returns=(*_ERR_FIELDS, DataField("is_login", "boolean", "是否已登录 (the session holds)",
                                      True)),
-    errors=((1, users.NOT_LOGGED_IN),),
+    errors=((1, members.NOT_LOGGED_IN),),
 )
 USER_LOGOUT = Service(
-    "App.User.Logout", "会员退出登录", users.logout, rules=users.SESSION_RULES,
+    "App.User.Logout", "会员退出登录", rules=members.SESSION_RULES,
     session_guard=False, example=_EXAMPLE_SESSION, returns=_ERR_FIELDS,
-    errors=((1, users.NOT_LOGGED_IN),),
+    errors=((1, members.NOT_LOGGED_IN),),
 )
 register(USER_REGISTER, USER_LOGIN, USER_CHECK, USER_LOGOUT)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..avatars import DEFAULTS, OUTPUT_FORMATS
-from ..protocol import errors
-from ..protocol.params import Rule, php_number
+from . import errors
+from .params import Rule, php_number
 
 
 @dataclass(frozen=True, slots=True)
