@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING
 import httpx
 
 from .. import probes
-from . import identicon
 from .breaker import CircuitBreaker, CircuitState
 from .cache import AvatarCache
 from .disk import DiskCache, DiskEntry
 from .errors import INVALID, UNAVAILABLE, NoAvatar, UpstreamError
 from .flight import SingleFlight
+from .identicon import render as render_identicon
 from .images import MEDIA_TYPES, ImageInfo, InvalidImage, load_codecs, transcode, validate
 from .model import Avatar, Key, Kind, Served, Source, etag_of, make_avatar
 from .negative import FailureMemory
@@ -191,7 +191,7 @@ class AvatarService:
                 error.cache, error.upstream_fetch = served.cache, served.upstream_fetch
                 raise error
             shape = fmt or "png"
-            render = partial(identicon.render, f"{kind}:{number}", size, shape)
+            render = partial(render_identicon, f"{kind}:{number}", size, shape)
             avatar = await self._derived((kind, number, size, IDENTICON + shape), base, render,
                                          size, shape)
         elif fmt and fmt != base.format:
