@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from qqavatar.avatars.cache import ENTRY_OVERHEAD, SLACK_DIVISOR, AvatarCache, entry_cost
 from qqavatar.avatars.model import Avatar, Key, make_avatar
 
@@ -14,9 +16,17 @@ def key(n: int) -> Key:
     return ("user", str(10000 + n), 100, "")
 
 
-def test_entry_cost_counts_body_base64_slack_and_overhead() -> None:
+def test_entry_cost_counts_the_body_once_slack_and_overhead() -> None:
     a = avatar(3000)
-    assert entry_cost(a) == 7000 + 7000 // SLACK_DIVISOR + ENTRY_OVERHEAD
+    assert entry_cost(a) == 3000 + 3000 // SLACK_DIVISOR + ENTRY_OVERHEAD
+
+
+def test_an_avatar_holds_one_copy_of_its_image() -> None:
+    """Nothing derived from the bytes (base64, JSON pieces) is kept with the avatar: the
+    handlers' bounded hot tier holds those (handlers/digests.py)."""
+    a = avatar(3000)
+    held = [field.name for field in fields(Avatar) if isinstance(getattr(a, field.name), bytes)]
+    assert held == ["body"]
 
 
 def test_total_bytes_never_exceeds_the_bound_and_oldest_go_first() -> None:

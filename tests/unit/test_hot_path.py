@@ -82,8 +82,8 @@ def test_auth_from_a_kept_md5_state() -> None:
     data = avatar_data(found)
     assert data.startswith(b'{"err_code":0,"err_msg":"","img":"')
     for t in (1_700_000_000, 1_700_000_001):  # the kept state is copied, never consumed
-        tail, state = digests.of(found)
-        pieces = (DATA_HEAD, found.b64_json, tail)
+        b64, tail, state = digests.of(found)
+        pieces = (DATA_HEAD, b64, tail)
         assert b"".join(pieces) == data
         assert auth(data, t, "secret", state) == auth(data, t, "secret")
         assert auth(pieces, t, "secret") == auth(data, t, "secret")
@@ -95,6 +95,25 @@ def test_auth_from_a_kept_md5_state() -> None:
     for index in range(3):  # bounded: the least recently used state goes
         other = make_avatar(bytes([index]) * 10, "image/png", is_default=True, lifetime=60,
                             now=0.0, size=100)
-        tail, state = digests.of(other)
+        _, tail, state = digests.of(other)
         assert state.hexdigest() == hashlib.md5(avatar_data(other)).hexdigest()
     assert len(digests) == 2
+
+
+def test_the_json_hot_tier_is_bounded_by_bytes() -> None:
+    """Kept pieces stay within max_bytes; an avatar too big for a quarter of it is answered
+    with pieces made for it and not kept."""
+    digests = DataDigests(max_bytes=40_000, max_entries=1000)
+    for index in range(50):
+        found = make_avatar(bytes([index]) * 3000, "image/jpeg", is_default=False,
+                            lifetime=60, now=0.0, size=100)
+        b64, tail, state = digests.of(found)
+        assert state.hexdigest() == hashlib.md5(avatar_data(found)).hexdigest()
+        assert digests.total_bytes <= digests.max_bytes
+    assert 1 < len(digests) < 50
+    big = make_avatar(b"\x01" * 9000, "image/jpeg", is_default=False, lifetime=60, now=0.0,
+                      size=640)
+    kept = len(digests)
+    b64, tail, state = digests.of(big)
+    assert DATA_HEAD + b64 + tail == avatar_data(big)
+    assert len(digests) == kept and digests.of(big) is not digests.of(big)

@@ -1,8 +1,12 @@
-"""The avatar value handed to the web layer: bytes plus everything an answer needs, precomputed."""
+"""The avatar value handed to the web layer: its bytes, once, and the headers every answer has.
+
+One copy of the image per avatar: what a JSON answer needs (base64, the data JSON's md5
+state) is derived from `body` by the handlers, in a small hot tier of their own
+(handlers/digests.py), so a cache of many avatars holds little more than their bytes.
+"""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -24,7 +28,6 @@ class Avatar:
     content_type: str      # validated against the decoded format
     is_default: bool       # the number has no avatar of its own (qlogo said X-Info notexist)
     etag: str              # strong, quoted: '"<32 hex>"'
-    b64_json: bytes        # base64 of body with "/" as "\/", as PHP's json_encode writes it
     expires_at: float      # time.monotonic() deadline
     max_age: int           # seconds of freshness it was given (0: not to be cached)
     size: int = 0          # pixel size actually served (HD fallback: smaller than asked)
@@ -39,9 +42,24 @@ class Avatar:
         object.__setattr__(self, "image_headers", (
             ("ETag", self.etag),
             ("Last-Modified", formatdate(self.modified_at, usegmt=True)),
-            ("X-Avatar-Default", "1" if self.is_default else "0"),
-            ("X-Avatar-Size", str(self.size)),
+            _DEFAULT_HEADERS[self.is_default],
+            _size_header(self.size),
         ))
+
+
+# Header pairs many avatars have in common are shared, not made per avatar.
+_DEFAULT_HEADERS: dict[bool, Header] = {False: ("X-Avatar-Default", "0"),
+                                        True: ("X-Avatar-Default", "1")}
+_SIZE_HEADERS: dict[int, Header] = {}
+
+
+def _size_header(size: int) -> Header:
+    header = _SIZE_HEADERS.get(size)
+    if header is None:
+        header = ("X-Avatar-Size", str(size))
+        if len(_SIZE_HEADERS) < 1024:  # sizes are a handful; the bound is only a guard
+            _SIZE_HEADERS[size] = header
+    return header
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +89,7 @@ def make_avatar(body: bytes, content_type: str, *, is_default: bool, lifetime: i
                 now: float, size: int = 0, format: str = "", modified_at: int = 0,
                 source: str = "", etag: str | None = None,
                 expires_at: float | None = None) -> Avatar:
-    """Compute the per-avatar strings once, so every answer is a lookup and a join.
+    """Compute the per-avatar headers once, so every image answer is a lookup and a join.
 
     Fresh for `lifetime` seconds from `now`, unless `expires_at` says otherwise (a copy
     derived from another avatar, or one read back from disk, keeps its original's)."""
@@ -80,7 +98,6 @@ def make_avatar(body: bytes, content_type: str, *, is_default: bool, lifetime: i
         content_type=content_type,
         is_default=is_default,
         etag=etag_of(body) if etag is None else etag,
-        b64_json=base64.b64encode(body).replace(b"/", b"\\/"),
         expires_at=now + lifetime if expires_at is None else expires_at,
         max_age=lifetime,
         size=size,

@@ -27,7 +27,7 @@ from .digests import DATA_HEAD, DataDigests
 _X_CACHE: dict[str, tuple[tuple[str, str], ...]] = {
     state: (("X-Cache", state),) for state in ("HIT", "MISS", "STALE", "REVALIDATED")}
 _CONDITIONAL_METHODS = ("GET", "HEAD")
-DIGESTS = DataDigests()  # this process's md5 states of data JSON, for `_auth`
+DIGESTS = DataDigests()  # this process's hot tier of data JSON pieces and md5 states
 
 
 async def fetch_avatar(runtime: Runtime, kind: Kind, number: str, size: int, fmt: str = "",
@@ -83,8 +83,8 @@ def _answer(call: Call, found: Avatar, cache: CacheState, upstream_fetch: bool,
         reply = image_reply(found, call.request.headers, cache, call.request.method)
         return Result(reply=reply, cache=cache, upstream_fetch=upstream_fetch,
                       upstream_ms=waited)
-    tail, state = DIGESTS.of(found)
-    return Result(data=(DATA_HEAD, found.b64_json, tail), cache=cache,
+    b64, tail, state = DIGESTS.of(found)
+    return Result(data=(DATA_HEAD, b64, tail), cache=cache,
                   upstream_fetch=upstream_fetch, upstream_ms=waited, headers=_X_CACHE[cache],
                   data_md5=state)
 

@@ -1,15 +1,19 @@
 """The data JSON of an avatar answered with output=0, in pieces, and its md5 states.
 
 `_auth = md5(<data JSON> + _t + app_secret)`: for a 640 px avatar the data JSON is
-~100 KB, and hashing it was most of a cached JSON answer's cost. The part before
-`_t` is the same on every answer of one avatar, so its md5 state is kept and copied.
-The data JSON itself is handed on as three pieces — a fixed head, the avatar's ready
-base64, and a short tail kept with the md5 state — so the base64 is copied only once,
-into the body.
+~20-100 KB, and encoding and hashing it was most of a cached JSON answer's cost. The part
+before `_t` is the same on every answer of one avatar, so its md5 state is kept and copied.
+The data JSON is handed on as three pieces — a fixed head, the avatar's base64, and a
+short tail — so the base64 is copied only once, into the body.
+
+The avatar cache holds each image once (avatars/model.py); the base64 lives here, in a
+small hot tier bounded by bytes: the avatars asked for as JSON most recently keep theirs,
+the rest pay for encoding and hashing per answer (a few µs for 40-140 px, ~50 µs at 640).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections import OrderedDict
 
@@ -17,9 +21,20 @@ from ..avatars import Avatar
 from ..protocol.envelope import Digest
 from ..protocol.phpjson import encode_str
 
-# An md5 state is ~0.2 KB and a tail ~0.1 KB: a few thousand hot avatars cost about a megabyte.
+# Measured with the mix benchmark (Zipf over the numbers, one call in five JSON): 4 MiB
+# holds the JSON of the hot head, which most JSON calls ask for; more buys little and costs
+# every server that memory whether it answers JSON or not.
+MAX_BYTES = 4 * 1024 * 1024
 MAX_ENTRIES = 4096
+ENTRY_OVERHEAD = 400  # the key, the md5 state, the tail and the tuples holding them
 DATA_HEAD = b'{"err_code":0,"err_msg":"","img":"'
+
+Pieces = tuple[bytes, bytes, Digest]  # base64 (PHP-escaped), tail, md5 state of the whole
+
+
+def json_base64(body: bytes) -> bytes:
+    """base64 of `body` with "/" as "\\/", as PHP's json_encode writes it."""
+    return base64.b64encode(body).replace(b"/", b"\\/")
 
 
 def data_tail(found: Avatar) -> bytes:
@@ -32,35 +47,51 @@ def data_tail(found: Avatar) -> bytes:
 
 
 def avatar_data(found: Avatar) -> bytes:
-    """`data` for output=0, whole (the base64 is pre-escaped)."""
-    return DATA_HEAD + found.b64_json + data_tail(found)
+    """`data` for output=0, whole."""
+    return DATA_HEAD + json_base64(found.body) + data_tail(found)
+
+
+def pieces_of(found: Avatar) -> Pieces:
+    """The base64, the tail and the md5 state after the whole data JSON, made now."""
+    b64, tail = json_base64(found.body), data_tail(found)
+    state = hashlib.md5(DATA_HEAD)
+    state.update(b64)
+    state.update(tail)
+    return b64, tail, state
 
 
 class DataDigests:
-    """An LRU of (tail, md5 state) keyed by what determines the data JSON of an avatar."""
+    """An LRU of `Pieces` keyed by what determines the data JSON of an avatar, bounded by
+    the bytes it holds and by its number of entries."""
 
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, max_bytes: int = MAX_BYTES, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_bytes = max_bytes
         self.max_entries = max_entries
-        self._kept: OrderedDict[tuple[str, bool, str, int, int], tuple[bytes, Digest]] = \
-            OrderedDict()
+        self.total_bytes = 0
+        self._kept: OrderedDict[tuple[str, bool, str, int, int], Pieces] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._kept)
 
-    def of(self, found: Avatar) -> tuple[bytes, Digest]:
-        """`data_tail(found)`, and the md5 state after the whole data JSON."""
+    def of(self, found: Avatar) -> Pieces:
+        """`pieces_of(found)`, kept for the next answer of the same avatar when it fits."""
         # The ETag names the image bytes; the rest of `data` is these fields.
-        key = (found.etag, found.is_default, found.content_type, found.size,
-               len(found.b64_json))
+        key = (found.etag, found.is_default, found.content_type, found.size, len(found.body))
         kept = self._kept.get(key)
         if kept is not None:
             self._kept.move_to_end(key)
             return kept
-        tail = data_tail(found)
-        state = hashlib.md5(DATA_HEAD)
-        state.update(found.b64_json)
-        state.update(tail)
-        kept = self._kept[key] = (tail, state)
-        if len(self._kept) > self.max_entries:
-            self._kept.popitem(last=False)
+        kept = pieces_of(found)
+        cost = _cost(kept)
+        if cost > self.max_bytes // 4:
+            return kept  # one would crowd out many: made per answer
+        self._kept[key] = kept
+        self.total_bytes += cost
+        while self.total_bytes > self.max_bytes or len(self._kept) > self.max_entries:
+            _, evicted = self._kept.popitem(last=False)
+            self.total_bytes -= _cost(evicted)
         return kept
+
+
+def _cost(pieces: Pieces) -> int:
+    return len(pieces[0]) + len(pieces[1]) + ENTRY_OVERHEAD
