@@ -1,0 +1,69 @@
+<?php
+// YesApi's PHP SDK (YesApiPHPSDK::request, and OkayApiClient::request, the same code) as it
+// reaches the wire: the URL is rtrim(HOST . '/') . '/?s=' . $service (rtrim without a
+// character list strips whitespace only, so the slash stays: "//?s=", or "///?s=" for a
+// host written with a trailing slash); `sign` is dropped, `s` and `app_key` are added, the
+// parameters are signed (ksort, values concatenated, secret appended, strtoupper(md5()))
+// and POSTed as a PHP array through curl, that is multipart/form-data; the answer is read
+// with json_decode($body, true). Written for the tests from that description.
+//
+// Usage: php yesapi_sdk.php HOST APP_KEY APP_SECRET CALLS_JSON
+//   CALLS_JSON: [{"service": "...", "params": {...}}, ...]
+// Prints one JSON line per call: what json_decode gave the SDK's caller ("rs"), whether
+// `_auth` verifies with PHP's own json_encode, the raw body (base64) and the request head
+// curl sent.
+
+if (!function_exists('curl_init')) {
+    fwrite(STDERR, "the PHP curl extension is not loaded (apt-get install php-curl)\n");
+    exit(3);
+}
+
+[$_, $host, $appKey, $appSecret, $callsJson] = $argv;
+
+function sdk_sign(array $params, string $secret): string {
+    ksort($params);
+    $joined = '';
+    foreach ($params as $value) {
+        $joined .= $value;
+    }
+    return strtoupper(md5($joined . $secret));
+}
+
+function sdk_call(string $host, string $appKey, string $appSecret, string $service, array $params): array {
+    $url = rtrim($host . '/') . '/?s=' . $service;
+    unset($params['sign']);
+    $params['s'] = $service;
+    $params['app_key'] = $appKey;
+    $params['sign'] = sdk_sign($params, $appSecret);
+
+    $ch = curl_init();
+    curl_setopt($ch, CURLOPT_URL, $url);
+    curl_setopt($ch, CURLOPT_RETURNTRANSFER, true);
+    curl_setopt($ch, CURLOPT_HEADER, 0);
+    curl_setopt($ch, CURLOPT_CONNECTTIMEOUT_MS, 3000);
+    curl_setopt($ch, CURLINFO_HEADER_OUT, true);  // only records what was sent
+    curl_setopt($ch, CURLOPT_POST, 1);
+    curl_setopt($ch, CURLOPT_POSTFIELDS, $params);
+    $body = curl_exec($ch);
+    $head = curl_getinfo($ch, CURLINFO_HEADER_OUT);
+    $status = curl_getinfo($ch, CURLINFO_HTTP_CODE);
+    curl_close($ch);
+    return [$body, $head, $status];
+}
+
+foreach (json_decode($callsJson, true) as $call) {
+    [$body, $head, $status] = sdk_call($host, $appKey, $appSecret, $call['service'], $call['params']);
+    $rs = json_decode($body, true);
+    $authOk = null;
+    if (is_array($rs) && isset($rs['_auth'])) {
+        $expected = md5(json_encode($rs['data'], JSON_UNESCAPED_UNICODE) . $rs['_t'] . $appSecret);
+        $authOk = hash_equals($expected, $rs['_auth']);
+    }
+    echo json_encode([
+        'rs' => $rs,
+        'auth_ok' => $authOk,
+        'status' => $status,
+        'head' => $head,
+        'body' => base64_encode((string) $body),
+    ], JSON_UNESCAPED_UNICODE), "\n";
+}
