@@ -4,7 +4,11 @@
   its own task); formatters add it to every record logged while that request runs.
 - `RedactFilter` takes secrets out of messages before any handler writes them: values of
   `app_secret`, `token`, `password`, `sign` …, passwords in URLs, and app keys (32 upper-case
-  hex, cut to their first 6 characters). Logs are for operators, not for credentials.
+  hex, cut to their first 6 characters). Logs are for operators, not for credentials. Names
+  are matched after percent-decoding (`%73ign=` is `sign=` to the server, so to us too).
+- Client text (paths, service names, queries) can hold CR/LF and other control characters:
+  the filter writes them as `\\xNN`, so one record is one line and no client can forge
+  another; in the text format a traceback's lines are indented under their record.
 - `uvicorn_log_config` gives uvicorn (and its worker processes) the same handler, so its
   own lines come out in the same format.
 - Access logging is off unless asked for; then `log_access` writes one record per request.
@@ -22,6 +26,7 @@ import sys
 import time
 from contextvars import ContextVar
 from typing import IO, Any, Literal
+from urllib.parse import unquote_plus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -98,7 +103,34 @@ def mask_app_key(app_key: str) -> str:
     return app_key[:6] + "…" if len(app_key) > 6 else app_key
 
 
+# Control characters (C0, DEL, C1), line and paragraph separators, and the bidi overrides
+# that make a terminal show text in another order than it was written.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029"
+                                  "\u202a-\u202e\u2066-\u2069]")
+# A %XX escape of a character a parameter name or its `=`/`:` can be made of.
+_ENCODED_NAME_CHAR = re.compile(r"%([0-9A-Fa-f]{2})")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-=:")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line: every control character written as `\\xNN` / `\\uNNNN`."""
+    return _CONTROL.sub(_escaped, text)
+
+
+def _decode_name_chars(match: re.Match[str]) -> str:
+    char = chr(int(match[1], 16))
+    return char if char in _NAME_CHARS else match[0]
+
+
 def redact(text: str) -> str:
+    if "%" in text:  # `%73ign=…` is `sign=…` once decoded: mask what the server reads
+        text = _ENCODED_NAME_CHAR.sub(_decode_name_chars, text)
     text = _AUTHORIZATION.sub(rf"\1{MASK}", text)
     text = _SECRET_VALUE.sub(rf"\1\2{MASK}", text)
     text = _BEARER.sub(rf"\1{MASK}", text)
@@ -111,13 +143,16 @@ class RedactFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact(message)
+        cleaned = escape_controls(redact(message))
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+        if record.exc_text:  # a traceback keeps its lines; nothing else of it may break one
+            record.exc_text = _CONTROL_BUT_NEWLINE.sub(_escaped, redact(record.exc_text))
+        for name, value in _extras(record).items():  # `path` of the access log …
+            if isinstance(value, str):
+                setattr(record, name, escape_controls(redact(value)))
         return True
 
 
@@ -166,9 +201,13 @@ class TextFormatter(logging.Formatter):
         request_id = REQUEST_ID.get()
         record.__dict__["request"] = f" [req {request_id}]" if request_id else ""
         try:
-            return super().format(record)
+            first, newline, rest = super().format(record).partition("\n")
         finally:
             del record.__dict__["request"]
+        # Only a record's first line starts at the margin: a traceback line that an
+        # exception's text put there cannot pass for a record of its own.
+        return first + newline + "\n".join("  " + line for line in rest.split("\n")) \
+            if newline else first
 
 
 def resolve_format(setting: str, stream: IO[str] | None = None) -> LogFormat:
@@ -227,19 +266,20 @@ _HIDDEN_PARAMS = frozenset({"sign", "token", "app_secret", "secret", "password",
 
 
 def safe_query(query: bytes) -> str:
-    """The query string with the values of sensitive parameters masked."""
+    """The query string with the values of sensitive parameters masked (a name is judged
+    as the server reads it, percent-decoded), and no control character left in it."""
     if not query:
         return ""
     parts = []
     for pair in query.decode("latin-1").split("&"):
         name, equals, value = pair.partition("=")
-        key = name.lower()
+        key = unquote_plus(name, errors="replace").lower()
         if key in _HIDDEN_PARAMS:
             value = MASK
         elif key == "app_key":
             value = mask_app_key(value)
         parts.append(f"{name}{equals}{value}")
-    return "&".join(parts)
+    return escape_controls("&".join(parts))
 
 
 async def log_access(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
@@ -258,7 +298,8 @@ async def log_access(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -
     finally:
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         query = safe_query(scope.get("query_string", b""))
-        path = redact(scope["path"] + ("?" + query if query else ""))
+        # `path` is percent-decoded: it may hold CR/LF; the query is as the client sent it.
+        path = escape_controls(redact(scope["path"] + ("?" + query if query else "")))
         client = scope.get("client")
         access_logger.info(
             "%s %s %d %.1fms", scope["method"], path, status, duration_ms,

@@ -14,6 +14,7 @@ from qqavatar.logs import (
     JsonFormatter,
     RedactFilter,
     TextFormatter,
+    escape_controls,
     redact,
     request_id_for,
     resolve_format,
@@ -115,3 +116,61 @@ def test_auto_format_follows_the_terminal() -> None:
     assert resolve_format("auto", Tty()) == "text"
     assert resolve_format("auto", io.StringIO()) == "json"
     assert resolve_format("text", io.StringIO()) == "text"
+
+
+# --- client text: control characters and percent-encoded names -----------------------------
+
+FORGED = "2099-01-01 00:00:00,000 INFO  qqavatar.gateway forged record"
+
+
+@pytest.mark.parametrize(("text", "clean"), [
+    ("%73ign=C0FFEE&qq=1", "sign=****&qq=1"),
+    ("%73%69%67%6E=C0FFEE", "sign=****"),
+    ("app%5Fsecret%3Dabc", "app_secret=****"),
+    ("%74oken: T0KEN", "token: ****"),
+    ("qq=1%262", "qq=1%262"),  # escapes of anything else stay as they were
+])
+def test_redact_masks_names_after_percent_decoding(text: str, clean: str) -> None:
+    assert redact(text) == clean
+
+
+def test_safe_query_judges_names_after_percent_decoding() -> None:
+    query = f"%73ign=C0FFEE&%61pp_key={KEY}&%54OKEN=T&pass%77ord=P&qq=1".encode()
+    assert safe_query(query) == "%73ign=****&%61pp_key=012345…&%54OKEN=****&pass%77ord=****&qq=1"
+
+
+def test_escape_controls_keeps_one_line() -> None:
+    assert escape_controls("a\r\nb\x1b[31m\x00\x85\u2028\u202e") == \
+        "a\\x0d\\x0ab\\x1b[31m\\x00\\x85\\u2028\\u202e"
+    assert escape_controls("plain é 头像 \\x0a") == "plain é 头像 \\x0a"
+
+
+@pytest.mark.parametrize("fmt", [JsonFormatter, TextFormatter])
+def test_client_text_with_cr_lf_cannot_forge_a_record(
+        captured: tuple[logging.Logger, io.StringIO, logging.Handler],
+        fmt: type[logging.Formatter]) -> None:
+    logger, stream, handler = captured
+    handler.setFormatter(fmt())
+    logger.warning("unhandled error in %s", f"App.QQ.UserImage\r\n{FORGED}\u2028{FORGED}",
+                   extra={"path": f"/x\n{FORGED}"})
+    try:
+        raise ValueError(f"bad value\r\n{FORGED}")
+    except ValueError:
+        logger.exception("page %s failed", f"/\n{FORGED}")
+    output = stream.getvalue()
+    assert "\r" not in output and "\u2028" not in output
+    records = output.splitlines()
+    assert not any(line.startswith("2099") for line in records)
+    if fmt is JsonFormatter:
+        first, second = (json.loads(line) for line in records)
+        assert first["message"] == (f"unhandled error in App.QQ.UserImage\\x0d\\x0a{FORGED}"
+                                    f"\\u2028{FORGED}")
+        assert first["path"] == f"/x\\x0a{FORGED}"
+        assert second["message"] == f"page /\\x0a{FORGED} failed"
+        assert f"ValueError: bad value\\x0d\n{FORGED}" in str(second["exc"])
+    else:
+        # a record's own line starts at the margin; its traceback's lines are indented
+        starts = [line for line in records if not line.startswith("  ")]
+        assert len(starts) == 2, records
+        assert starts[0].endswith(f"App.QQ.UserImage\\x0d\\x0a{FORGED}\\u2028{FORGED}")
+        assert f"  {FORGED}" in records
