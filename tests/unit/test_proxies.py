@@ -1,5 +1,7 @@
-"""The RSGI path reads X-Forwarded-For/-Proto exactly as uvicorn's ProxyHeadersMiddleware,
-which `qqavatar serve --server uvicorn` uses with the same trusted proxies."""
+"""One client-address and scheme rule (qqavatar.proxies) for the API on both servers, the
+pages and the allow-list guard. The RSGI path reads X-Forwarded-For/-Proto exactly as
+uvicorn's ProxyHeadersMiddleware, which `qqavatar serve --server uvicorn` uses with the
+same trusted proxies."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ from typing import Any
 import pytest
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from qqavatar.web.forwarded import TrustedProxies
+from qqavatar.limits.values import networks, parse_address
+from qqavatar.proxies import TrustedProxies, client_address
 
 TRUSTED = "127.0.0.1/32,10.0.0.0/8,::1/128"
+TRUSTED_NETWORKS = networks(("10.0.0.0/8", "127.0.0.1/32"))
 
 
 def _uvicorn(peer: str, headers: list[tuple[str, str]]) -> tuple[str | None, str]:
@@ -38,17 +42,66 @@ def _uvicorn(peer: str, headers: list[tuple[str, str]]) -> tuple[str | None, str
     [("X-Forwarded-For", "203.0.113.7:8080"), ("X-Forwarded-Proto", "https")],
     [("X-Forwarded-For", "[2001:db8::1]:443, 10.0.0.3")],
     [("X-Forwarded-For", "not-an-ip")],
-    [("X-Forwarded-For", "")],
     [("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-For", "198.51.100.4")],
     [("X-Forwarded-Proto", " https ")],
     [("X-Forwarded-Proto", "gopher")],
 ])
 def test_same_client_and_scheme_as_uvicorn(peer: str, headers: list[tuple[str, str]]) -> None:
-    assert TrustedProxies(TRUSTED).apply(peer, "http", headers) == _uvicorn(peer, headers)
+    proxies = TrustedProxies(TRUSTED)
+    seen = proxies.apply(peer, "http", headers)
+    assert seen == _uvicorn(peer, headers)
+    # applied again (uvicorn rewrote the scope, then a page reads it through here): the same
+    assert proxies.apply(seen[0], seen[1], headers) == seen
+
+
+@pytest.mark.parametrize("forwarded", ["", "1.2.3.4,", " , "])
+def test_an_empty_hop_from_a_trusted_proxy_leaves_the_client_unknown(forwarded: str) -> None:
+    # uvicorn keeps the proxy's own address here; an allow-list must not match the proxy
+    proxies = TrustedProxies(TRUSTED)
+    assert proxies.apply("127.0.0.1", "http", [("X-Forwarded-For", forwarded)]) == (None, "http")
 
 
 def test_no_trusted_proxies_changes_nothing() -> None:
     proxies = TrustedProxies("")
     assert not proxies
-    assert proxies.apply("127.0.0.1", "http", [("X-Forwarded-For", "1.2.3.4")]) == (
+    assert proxies.apply("127.0.0.1", "http", [("X-Forwarded-For", "1.2.3.4"),
+                                              ("X-Forwarded-Proto", "https")]) == (
         "127.0.0.1", "http")
+
+
+def test_hostile_hops_are_never_trusted() -> None:
+    proxies = TrustedProxies(TRUSTED)
+    long_port = "1.2.3.4:" + "9" * 5000
+    for hop in (long_port, "1" * 5000, "²", "[::1", "10.0.0.1]"):
+        client, _ = proxies.apply("127.0.0.1", "http", [("X-Forwarded-For", hop)])
+        assert client == hop and parse_address(hop) is None
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("203.0.113.9", None, "203.0.113.9"),               # no proxy
+        ("203.0.113.9", "1.2.3.4", "203.0.113.9"),          # untrusted peer: header ignored
+        ("127.0.0.1", None, "127.0.0.1"),                   # trusted peer, no header
+        ("127.0.0.1", "1.2.3.4", "1.2.3.4"),
+        ("127.0.0.1", "1.2.3.4, 10.1.1.1", "1.2.3.4"),      # trusted hops are skipped
+        ("127.0.0.1", "6.6.6.6, 1.2.3.4", "1.2.3.4"),       # left of the client: spoofable
+        ("127.0.0.1", "10.2.2.2, 10.1.1.1", "10.2.2.2"),    # all trusted: the left-most
+        ("127.0.0.1", " 1.2.3.4 ", "1.2.3.4"),
+        ("127.0.0.1", "1.2.3.4:5678", "1.2.3.4"),           # a port, as uvicorn reads it
+        ("::ffff:127.0.0.1", "1.2.3.4", "1.2.3.4"),         # IPv4-mapped peer
+        ("127.0.0.1", "2001:db8::1", "2001:db8::1"),
+    ],
+)
+def test_client_address(peer: str, forwarded: str | None, expected: str) -> None:
+    assert client_address(peer, forwarded, TRUSTED_NETWORKS) == parse_address(expected)
+
+
+@pytest.mark.parametrize("forwarded", ["garbage", "1.2.3.4, unknown", "1.2.3.4,", ","])
+def test_client_address_unreadable_hop_is_no_address(forwarded: str) -> None:
+    assert client_address("127.0.0.1", forwarded, TRUSTED_NETWORKS) is None
+
+
+def test_client_address_without_trusted_proxies_is_the_peer() -> None:
+    assert client_address("127.0.0.1", "1.2.3.4", ()) == parse_address("127.0.0.1")
+    assert client_address(None, "1.2.3.4", TRUSTED_NETWORKS) is None

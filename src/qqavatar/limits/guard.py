@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from ..calls import Call
 from ..protocol import errors
+from ..proxies import client_address
 from ..store.apps import AppRecord
-from .clientip import client_address
 from .quota import QuotaBook
 from .rate import RateLimiter
 from .values import IPNetwork, host_of, in_networks, networks
