@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from ..calls import ApiReply, ApiRequest
 from ..logs import REQUEST_ID, new_request_id, request_id_for
 from ..protocol.errors import ApiError
-from ..proxies import TrustedProxies
 from ..settings import Settings
 
 # The path rules and the 405 answer are the ASGI app's own: one definition for both.
@@ -34,6 +33,7 @@ from .app import (
     refuse,
 )
 from .asgi_bridge import asgi_scope, latin1, receiver, run_asgi
+from ..proxies import TrustedProxies
 from .replies import KeptReplies
 from .request import parse_query, read_params
 
@@ -179,7 +179,7 @@ class QQAvatarRSGI:
             if self.proxies:
                 client, scheme = self.proxies.apply(client, scheme, headers.items())
             request = ApiRequest(service, params, HeaderView(headers), client, method,
-                                 scheme=scheme, server=scope.server)
+                                 scheme=scheme)
             reply = await gateway.handle(request, keep=key is not None)
             head = respond(proto, reply, rid)
             if (reply.kept is not None and kept_replies is not None and key is not None
