@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ..calls import ApiReply, ApiRequest
 from ..logs import REQUEST_ID, new_request_id, request_id_for
 from ..protocol.errors import ApiError
+from ..proxies import TrustedProxies
 from ..settings import Settings
 
 # The path rules and the 405 answer are the ASGI app's own: one definition for both.
@@ -33,7 +34,6 @@ from .app import (
     refuse,
 )
 from .asgi_bridge import asgi_scope, latin1, receiver, run_asgi
-from ..proxies import TrustedProxies
 from .replies import KeptReplies
 from .request import parse_query, read_params
 
