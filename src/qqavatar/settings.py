@@ -145,7 +145,11 @@ class Settings(BaseSettings):
     disk_cache_dir: Path | None = None            # unset: no disk tier
     disk_cache_max_bytes: ByteSize = 1024**3
 
+    # The dashboard's token, 32+ characters; unset: the one `serve` made in the data dir, if
+    # any (web/admin/access.py).
     admin_token: str | None = None
+    # Bearer token /metrics and /readyz then ask for (/healthz stays open); unset: open.
+    metrics_token: str | None = None
     # Encrypts app secrets at rest (qqavatar.secretbox); unset: stored as plaintext.
     secret_key: SecretKey = None
     http_status: Literal["200", "mirror"] = "200"

@@ -51,12 +51,21 @@ def csrf_of(page: str) -> str:
     return match.group(1)
 
 
-def test_without_a_token_the_dashboard_does_not_exist(server: RunningServer) -> None:
-    for path in ("/admin", "/admin/login", "/admin/api/stats", "/admin/api/apps",
-                 "/admin/static/admin.css", "/admin/apps/" + "A" * 32):
-        assert server.client.get(path).status_code == 404, path
+def test_without_a_token_the_dashboard_says_how_to_turn_it_on(server: RunningServer) -> None:
+    for path in ("/admin", "/admin/login", "/admin/apps/" + "A" * 32):
+        page = server.client.get(path)
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert "The dashboard is off" in page.text and "QQAVATAR_ADMIN_TOKEN" in page.text
+        assert "token_urlsafe(32)" in page.text and "qqavatar serve" in page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    for path in ("/admin/api/stats", "/admin/api/apps"):
+        reply = server.client.get(path)
+        assert reply.status_code == 404 and "QQAVATAR_ADMIN_TOKEN" in reply.json()["error"]
     assert server.client.post("/admin/login", data={"token": ""}).status_code == 404
     assert server.client.post("/admin/apps", data={"name": "x"}).status_code == 404
+    assert server.client.get("/admin/login", params={"code": "x"}).status_code == 404
+    # the page's stylesheet is served
+    assert server.client.get("/admin/static/admin.css").status_code == 200
 
 
 def anonymous(server: RunningServer) -> httpx.Client:

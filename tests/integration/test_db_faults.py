@@ -25,7 +25,7 @@ from tests.server_fixture import RunningServer
 from tests.tcp_relay import TcpRelay
 
 UNAVAILABLE = database_unavailable().msg
-ADMIN_TOKEN = "faults-" + secrets.token_hex(8)
+ADMIN_TOKEN = "faults-" + secrets.token_hex(16)  # 32+ characters: the dashboard's minimum
 
 
 def md5(text: str) -> str:

@@ -66,3 +66,28 @@ def _metrics_directory(configured: Path | None) -> Path:
     for stale in configured.glob("*.db"):
         stale.unlink()
     return configured
+
+
+def dashboard_line(settings: Settings, base: str, on_terminal: bool) -> str:
+    """The banner's line about /admin. On a first start on a terminal without a token it
+    makes one (in the data dir); on a terminal it prints a one-time sign-in link, never the
+    token. A token shorter than the minimum stops `serve` here, with one line."""
+    from ..web.admin import access
+
+    try:
+        token = access.configured_token(settings)
+    except access.TokenTooShort as exc:
+        raise click.ClickException(str(exc)) from None
+    if token is None and not on_terminal:
+        return (f"  dashboard: off (set QQAVATAR_ADMIN_TOKEN, {access.MIN_TOKEN_LENGTH}+ "
+                f"characters: {base}/admin says how)")
+    if token is None:
+        access.make_token(settings)
+    if settings.admin_token:
+        return f"  dashboard: {base}/admin (sign in with QQAVATAR_ADMIN_TOKEN)"
+    where = access.token_path(settings)
+    if not on_terminal:
+        return f"  dashboard: {base}/admin (its token is in {where})"
+    code = access.issue_sign_in_code(settings)
+    return (f"  dashboard: {base}/admin/login?code={code}\n"
+            f"    (a one-time sign-in link, for an hour; the token is in {where})")

@@ -10,6 +10,10 @@
   all. Redis is pinged through the worker's own `RedisLink`, so `/readyz` shows the
   state requests see, and a probe brings the link back as soon as Redis is.
 - `/metrics`: Prometheus text (see qqavatar.metrics).
+
+With `QQAVATAR_METRICS_TOKEN` set, `/metrics` and `/readyz` answer only a request with
+`Authorization: Bearer <that token>` (401 otherwise); `/healthz` stays open, as a
+liveness probe must.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .. import metrics
+from .bearer import bearer_is
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -45,6 +50,20 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": OK}, headers=_NO_STORE)
 
 
+def guarded(endpoint: Callable[[Request], Awaitable[Response]]
+            ) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint behind `QQAVATAR_METRICS_TOKEN`, when it is set."""
+    async def checked(request: Request) -> Response:
+        runtime = _runtime(request)
+        expected = runtime.settings.metrics_token if runtime is not None else None
+        if expected and not bearer_is(request, expected):
+            return JSONResponse({"error": "send Authorization: Bearer <QQAVATAR_METRICS_TOKEN>"},
+                                401, headers={**_NO_STORE, "WWW-Authenticate": "Bearer"})
+        return await endpoint(request)
+    return checked
+
+
+@guarded
 async def metrics_endpoint(request: Request) -> Response:
     body, content_type = metrics.exposition(_runtime(request))
     return Response(body, media_type=content_type, headers=_NO_STORE)
@@ -109,6 +128,7 @@ def upstream_state(runtime: Runtime) -> str:
     return str(state) if state is not None else "unknown"
 
 
+@guarded
 async def readyz(request: Request) -> Response:
     runtime = _runtime(request)
     if runtime is None:

@@ -22,12 +22,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from ...limits.values import MAX_QUOTA
+from ...proxies import request_client
 from ...runtime import Runtime
 from ...stats.days import day_of
 from ...stats.queries import DaySummary, StatsQueries, Usage
 from ...store.apps import AppRecord, AppStore
 from ...store.db import is_database_outage
-from . import auth, charts
+from . import access, auth, charts
+from .throttle import SignInThrottle
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,17 @@ Page = Callable[[Request], Awaitable[Response]]
 
 def not_found() -> Response:
     return Response("Not Found", status_code=404, media_type="text/plain")
+
+
+def dashboard_off(request: Request) -> Response:
+    """What every /admin path answers while no token is configured: a page (or, under
+    /admin/api, JSON) that says how to turn the dashboard on."""
+    if request.url.path.startswith("/admin/api/"):
+        return _secured(JSONResponse({"error": f"the dashboard is off: {access.TURN_ON}"},
+                                     status_code=404))
+    return _secured(templates.TemplateResponse(
+        request, "off.html", {"title": "Dashboard off", "csrf": None,
+                              "min_length": access.MIN_TOKEN_LENGTH}, status_code=404))
 
 
 def _runtime(request: Request) -> Runtime:
@@ -92,7 +106,7 @@ def page(handler: Callable[[Request, str], Awaitable[Response]]) -> Page:
     async def endpoint(request: Request) -> Response:
         token = auth.admin_token(request)
         if token is None:
-            return not_found()
+            return dashboard_off(request)
         if not auth.signed_in(request, token):
             return _secured(RedirectResponse("/admin/login", status_code=303))
         return _secured(await _unless_outage(handler(request, token)))
@@ -104,7 +118,7 @@ def action(handler: Callable[[Request, FormData], Awaitable[Response]]) -> Page:
     async def endpoint(request: Request) -> Response:
         token = auth.admin_token(request)
         if token is None:
-            return not_found()
+            return dashboard_off(request)
         if not auth.signed_in(request, token):
             return _secured(RedirectResponse("/admin/login", status_code=303))
         form = await request.form()
@@ -121,7 +135,7 @@ def api(handler: Callable[[Request], Awaitable[Response]]) -> Page:
     async def endpoint(request: Request) -> Response:
         token = auth.admin_token(request)
         if token is None:
-            return not_found()
+            return dashboard_off(request)
         if not (auth.signed_in(request, token) or auth.bearer_ok(request, token)):
             return _secured(JSONResponse({"error": "sign in or send Authorization: Bearer"},
                                          status_code=401,
@@ -131,19 +145,18 @@ def api(handler: Callable[[Request], Awaitable[Response]]) -> Page:
 
 
 def _render(request: Request, name: str, context: dict[str, Any], status: int = 200,
-            token: str | None = None) -> Response:
+            token: str | None = None, headers: dict[str, str] | None = None) -> Response:
     session = request.cookies.get(auth.COOKIE)
     csrf = auth.csrf_token(token, session) if token and session else None
     return templates.TemplateResponse(request, name, {"csrf": csrf, **context},
-                                      status_code=status)
+                                      status_code=status, headers=headers)
 
 
 STYLESHEET = files("qqavatar.web.admin").joinpath("static/admin.css").read_bytes()
 
 
 async def stylesheet(request: Request) -> Response:
-    if auth.admin_token(request) is None:
-        return not_found()
+    # served while the dashboard is off too: its "how to turn it on" page uses it
     return Response(STYLESHEET, media_type="text/css",
                     headers={"Cache-Control": "public, max-age=3600"})
 
@@ -152,9 +165,15 @@ async def stylesheet(request: Request) -> Response:
 
 
 async def login_form(request: Request) -> Response:
+    """The sign-in form; with `?code=` (the link a first start prints), a one-time sign-in."""
     token = auth.admin_token(request)
     if token is None:
-        return not_found()
+        return dashboard_off(request)
+    code = request.query_params.get("code")
+    if code is not None:
+        return await _sign_in(request, token, lambda: access.redeem_sign_in_code(
+            _runtime(request).settings, code), "This sign-in link was used already or is "
+            "older than an hour: sign in with the token.")
     if auth.signed_in(request, token):
         return _secured(RedirectResponse("/admin", status_code=303))
     return _secured(_render(request, "login.html", {"title": "Sign in"}))
@@ -163,13 +182,29 @@ async def login_form(request: Request) -> Response:
 async def login(request: Request) -> Response:
     token = auth.admin_token(request)
     if token is None:
-        return not_found()
+        return dashboard_off(request)
     form = await request.form()
     given = form.get("token")
-    if not auth.same_origin(request) or not isinstance(given, str) \
-            or not auth.tokens_equal(given, token):
+    return await _sign_in(request, token, lambda: auth.same_origin(request) and isinstance(
+        given, str) and auth.tokens_equal(given, token), "Wrong token.")
+
+
+async def _sign_in(request: Request, token: str, check: Callable[[], bool],
+                   refusal: str) -> Response:
+    """A session for a right token or link; 401, or 429 after repeated failures."""
+    throttle: SignInThrottle | None = getattr(request.app.state, "sign_in_throttle", None)
+    if throttle is None:
+        throttle = request.app.state.sign_in_throttle = SignInThrottle()
+    client = request_client(request)[0] or "unknown"
+    wait = throttle.retry_after(client)
+    if wait:
+        return _secured(_render(request, "login.html", {
+            "title": "Sign in", "error": f"Too many failed sign-ins: try again in {wait} s."},
+            status=429, headers={"Retry-After": str(wait)}))
+    if not check():
+        throttle.failed(client)
         return _secured(_render(request, "login.html",
-                                {"title": "Sign in", "error": "Wrong token."}, status=401))
+                                {"title": "Sign in", "error": refusal}, status=401))
     response = RedirectResponse("/admin", status_code=303)
     auth.set_session(response, request, auth.new_session(token))
     return _secured(response)
@@ -178,7 +213,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     token = auth.admin_token(request)
     if token is None:
-        return not_found()
+        return dashboard_off(request)
     form = await request.form()
     csrf = form.get("csrf")
     response = RedirectResponse("/admin/login", status_code=303)
@@ -190,9 +225,32 @@ async def logout(request: Request) -> Response:
 # --- pages ----------------------------------------------------------------------------------
 
 
-def _days(request: Request, default: int = DEFAULT_DAYS, maximum: int = max(DAY_CHOICES)) -> int:
+def whole_number(text: str, maximum: int) -> int | None:
+    """A count from client text: ASCII digits only (not `²`, `①`, a sign or a space), at
+    most `maximum`, else None. Its length is checked first: int() never sees long text."""
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > len(str(maximum)):
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
+def _days(request: Request, default: int, maximum: int) -> int | None:
+    """`?days=`: 1 to `maximum`, `default` when absent, None when it is anything else."""
     raw = request.query_params.get("days", "")
-    return min(int(raw), maximum) if raw.isdigit() and int(raw) > 0 else default
+    return (whole_number(raw, maximum) or None) if raw else default
+
+
+def _page_days(request: Request) -> int:
+    # a page falls back to its default: the links it offers are the choices
+    return _days(request, DEFAULT_DAYS, max(DAY_CHOICES)) or DEFAULT_DAYS
+
+
+def _api_days(request: Request, default: int) -> int | JSONResponse:
+    days = _days(request, default, MAX_API_DAYS)
+    if days is None:
+        return JSONResponse({"error": f"days must be a whole number from 1 to {MAX_API_DAYS}"},
+                            status_code=400)
+    return days
 
 
 async def _fresh_queries(request: Request) -> StatsQueries:
@@ -231,7 +289,7 @@ async def index(request: Request, token: str) -> Response:
 
 
 async def _index_page(request: Request, token: str, *, error: str | None = None) -> Response:
-    days = _days(request)
+    days = _page_days(request)
     today = day_of(time.time())
     queries = await _fresh_queries(request)
     summaries = await queries.daily(today=today, days=days)
@@ -248,7 +306,7 @@ async def _index_page(request: Request, token: str, *, error: str | None = None)
 
 async def _app_page(request: Request, token: str, app: AppRecord, *,
                     error: str | None = None) -> Response:
-    days = _days(request)
+    days = _page_days(request)
     today = day_of(time.time())
     queries = await _fresh_queries(request)
     summaries = await queries.daily(today=today, days=days, app_key=app.app_key)
@@ -348,9 +406,10 @@ def _settings_from(form: FormData) -> dict[str, Any]:
         value = text(name)
         if not value:
             return 0  # cleared
-        if not value.isdigit():
+        number = whole_number(value, MAX_QUOTA)
+        if number is None:
             raise ValueError(f"{label} must be a whole number (empty or 0: no limit)")
-        return int(value)
+        return number
 
     def items(name: str) -> list[str]:
         return [item for item in _LIST_SEPARATORS.split(text(name)) if item]
@@ -387,9 +446,11 @@ async def api_apps(request: Request) -> Response:
 async def api_stats(request: Request) -> Response:
     """The rows of `qqavatar stats --json`; `?days=N&app=APP_KEY`."""
     app_key = request.query_params.get("app")
+    days = _api_days(request, 7)
+    if isinstance(days, Response):
+        return days
     rows = await (await _fresh_queries(request)).rows(
-        today=day_of(time.time()), days=_days(request, 7, MAX_API_DAYS),
-        app_key=app_key.upper() if app_key else None)
+        today=day_of(time.time()), days=days, app_key=app_key.upper() if app_key else None)
     return JSONResponse([row.to_json() for row in rows])
 
 
@@ -397,9 +458,11 @@ async def api_stats(request: Request) -> Response:
 async def api_daily(request: Request) -> Response:
     """What the charts show, one object per day; `?days=N&app=APP_KEY`."""
     app_key = request.query_params.get("app")
+    days = _api_days(request, DEFAULT_DAYS)
+    if isinstance(days, Response):
+        return days
     summaries = await (await _fresh_queries(request)).daily(
-        today=day_of(time.time()), days=_days(request, DEFAULT_DAYS, MAX_API_DAYS),
-        app_key=app_key.upper() if app_key else None)
+        today=day_of(time.time()), days=days, app_key=app_key.upper() if app_key else None)
     return JSONResponse([
         {"day": s.day.isoformat(), "calls": s.calls, "active_members": s.active_members,
          "cache_hits": s.cache_hits, "upstream_fetches": s.upstream_fetches,

@@ -90,8 +90,21 @@ def _service_html(name: str) -> str:
     )
 
 
+# As the dashboard's (web/admin/views.py): no framing, no other origin, no inline code;
+# the try-it form runs tryit.js, fetches this server and shows the avatar from a blob.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self' data: blob:; connect-src 'self'; "
+                               "frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                               "base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
 def _page(html: str, status: int = 200) -> Response:
-    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
 async def index(request: Request) -> Response:
