@@ -1,36 +1,59 @@
 """`qqavatar`: the operator's command line (serve, demo, app …).
 
-Commands other than `serve` and `demo` are imported when they are run: `qqavatar app
-list` need not load the server, the statistics or the consumer's HTTP client first.
+Commands are imported when they are run or their help is asked for, and the command list
+of `qqavatar --help` is written from `LAZY_COMMANDS` without importing any: printing a
+line of help must not load the server, the database layer or the HTTP client (each adds
+a tenth of a second or more). `serve` and `demo` live here but import what they run
+inside their bodies.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import click
 
 from .. import __version__
-from ..settings import Settings
-from ..web.servers import DEFAULT_SERVER, SERVERS, ServerName, run_granian
+from ..web.servers import DEFAULT_SERVER, SERVERS, ServerName
 from .config import MainGroup, config_file_option
-from .serving import prepare_server, server_options
+from .serving import server_options
 
 if TYPE_CHECKING:
+    from ..settings import Settings
     from ..store.apps import AppRecord
 
-# name → "module:attribute" of the click command
+
+class Lazy(NamedTuple):
+    target: str   # "module:attribute" of the click command
+    summary: str  # the first paragraph of its help (a test keeps the two equal)
+
+
 LAZY_COMMANDS = {
-    "app": "qqavatar.cli.apps:app",
-    "config": "qqavatar.cli.config:config_command",
-    "fetch": "qqavatar.cli.consumer:fetch",
-    "get": "qqavatar.cli.consumer:get",
-    "stats": "qqavatar.cli.stats:stats",
+    "app": Lazy("qqavatar.cli.apps:app", "Manage apps: the app_key/app_secret pairs callers use."),
+    "config": Lazy("qqavatar.cli.config:config_command",
+                   "Print the effective configuration, secrets masked, and where each value "
+                   "came from."),
+    "doctor": Lazy("qqavatar.cli.doctor:doctor",
+                   "What this server would run with, and whether each part answers."),
+    "fetch": Lazy("qqavatar.cli.consumer:fetch",
+                  "Download the avatars of the numbers in LIST_FILE ('-': standard input), one "
+                  "a line."),
+    "get": Lazy("qqavatar.cli.consumer:get", "Download one avatar."),
+    "stats": Lazy("qqavatar.cli.stats:stats",
+                  "Calls per day, app and service: answers by ret, err_code < 0 answers "
+                  "(sys.err), cache hits, upstream fetches and the app's daily active members."),
 }
+_LISTING = "qqavatar.listing"  # ctx.meta key: set while the command list is written
+
+
+def load_command(name: str) -> click.Command:
+    module, attribute = LAZY_COMMANDS[name].target.split(":")
+    command = getattr(importlib.import_module(module), attribute)
+    assert isinstance(command, click.Command), LAZY_COMMANDS[name]
+    return command
 
 
 class LazyGroup(MainGroup):
@@ -39,11 +62,17 @@ class LazyGroup(MainGroup):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in LAZY_COMMANDS:
-            module, attribute = LAZY_COMMANDS[cmd_name].split(":")
-            command = getattr(importlib.import_module(module), attribute)
-            assert isinstance(command, click.Command), LAZY_COMMANDS[cmd_name]
-            return command
+            if ctx.meta.get(_LISTING):  # a stand-in with the same help line, not imported
+                return click.Command(cmd_name, help=LAZY_COMMANDS[cmd_name].summary)
+            return load_command(cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        ctx.meta[_LISTING] = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            del ctx.meta[_LISTING]
 
 
 @click.group(cls=LazyGroup)
@@ -71,7 +100,13 @@ async def _first_app(settings: Settings) -> tuple[AppRecord, bool]:
 
 
 def _serve(host: str, port: int, workers: int, server: ServerName = DEFAULT_SERVER) -> None:
+    import asyncio
+
     import uvicorn
+
+    from ..settings import Settings
+    from ..web.servers import run_granian
+    from .serving import dashboard_line, prepare_server
 
     settings = Settings()
     first, created = asyncio.run(_first_app(settings))
@@ -89,6 +124,7 @@ def _serve(host: str, port: int, workers: int, server: ServerName = DEFAULT_SERV
     else:
         click.echo(f"  app_key of '{first.name}': {first.app_key}")
     click.echo(f"  try: {base}/?s=App.QQ.UserImage&app_key={first.app_key}&qq=10001")
+    click.echo(dashboard_line(settings, base, sys.stdout.isatty()))  # stops on a short token
     if settings.demo:
         click.echo(f"  demo page with private avatar links: {base}/demo/comments")
     log_config = prepare_server(settings, workers)  # metrics files and logging, for workers

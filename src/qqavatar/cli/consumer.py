@@ -2,6 +2,9 @@
 
 The server and app come from `--url/--app-key/--app-secret` or the environment
 (`QQAVATAR_URL`, `QQAVATAR_APP_KEY`, `QQAVATAR_APP_SECRET`).
+
+The HTTP client (httpx) and the batch engine are imported inside the commands, so that
+`qqavatar get --help` answers at once.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
-import httpx
 
-from ..client import AsyncClient, Client, Image, QQAvatarError
-from .batch import Kind, Summary, fetch_all, read_numbers, reason, write_atomically
+if TYPE_CHECKING:
+    from ..client import Image
+    from .batch import Kind, Summary
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,6 +62,9 @@ size_option = click.option("--size", type=click.Choice(SIZES), default="100", sh
 def get(number: str, is_group: bool, size: str, output: str | None, url: str, app_key: str,
         app_secret: str | None, timeout: float, retries: int) -> None:
     """Download one avatar."""
+    from ..client import Client, QQAvatarError
+    from .batch import reason, write_atomically
+
     try:
         with Client(url, app_key, app_secret, timeout=timeout, retries=retries) as client:
             download: Callable[[str, int], Image] = (
@@ -104,11 +110,15 @@ def fetch(list_file: IO[str], out_dir: Path, is_group: bool, size: str, concurre
     Blank lines and '#' comments are skipped. Files already in --out are skipped, so an
     interrupted run picks up where it stopped. Exits with 1 when any number failed.
     """
-    numbers = read_numbers(list_file)
-    kind: Kind = "group" if is_group else "user"
+    import httpx
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from ..client import AsyncClient
+    from .batch import fetch_all, read_numbers
+
+    numbers = read_numbers(list_file)
+    kind: Kind = "group" if is_group else "user"
     progress = Progress("[progress.description]{task.description}", BarColumn(),
                         MofNCompleteColumn(), TimeRemainingColumn(),
                         console=Console(stderr=True), transient=True)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from qqavatar.settings import Settings
-from qqavatar.store.db import make_engine, migrate
+if TYPE_CHECKING:  # imported when a command runs: `qqavatar app --help` needs none of them
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 
@@ -20,6 +17,12 @@ T = TypeVar("T")
 def run_with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Open the configured database, migrate it, run `work`, close it; a failure ends the
     command with one line."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from qqavatar.settings import Settings
+    from qqavatar.store.db import make_engine, migrate
+
     try:
         url = Settings().effective_database_url
     except ValidationError as exc:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from qqavatar.cli.apps import echo_json, json_option, normalise_key
 from qqavatar.cli.database import run_with_engine
-from qqavatar.stats.days import day_of
-from qqavatar.stats.queries import StatsQueries, StatsRow
+
+if TYPE_CHECKING:  # the statistics load SQLAlchemy: imported when the command runs
+    from qqavatar.stats.queries import StatsRow
 
 HEADERS = ("day", "app", "service", "calls", "by ret", "sys.err", "hits", "fetches", "members")
 
@@ -37,6 +39,9 @@ def stats(app_key: str | None, days: int, as_json: bool) -> None:
 
 
 def _load(app_key: str | None, days: int) -> list[StatsRow]:
+    from qqavatar.stats.days import day_of
+    from qqavatar.stats.queries import StatsQueries
+
     return run_with_engine(lambda engine: StatsQueries(engine).rows(
         today=day_of(time.time()), days=days, app_key=app_key))
 
