@@ -69,6 +69,19 @@ def parse_public_url(value: str | None) -> str | None:
 
 
 PublicUrl = Annotated[str | None, AfterValidator(parse_public_url)]
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?")
+
+
+def parse_hosts(value: str) -> str:
+    """`Avatar.example.com, cdn.example.com:8443` → `avatar.example.com,cdn.example.com:8443`."""
+    hosts = [item.strip().lower() for item in value.split(",") if item.strip()]
+    for host in hosts:
+        if _HOST.fullmatch(host) is None:
+            raise ValueError(f"not a host[:port]: {host!r} (try avatar.example.com)")
+    return ",".join(hosts)
+
+
+HostList = Annotated[str, AfterValidator(parse_hosts)]
 
 
 def _check_secret_key(value: str | None) -> str | None:
@@ -168,8 +181,7 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = None      # multi-worker metrics files; unset: a temporary dir
     ready_timeout: float = Field(default=2.0, gt=0)  # seconds per /readyz check
 
-    # Base of private link URLs as the public reaches this server (behind a proxy);
-    # unset: each request's own scheme and Host.
+    # Base of private link URLs as the public reaches this server (behind a proxy).
     public_url: PublicUrl = None
     # Seconds a client gets to send a request's headers, and again its body (granian cuts a
     # slow header; the body deadline is ours, on both servers). See docs/reliability.md.
@@ -184,6 +196,10 @@ class Settings(BaseSettings):
             raise explain(exc, type(self), values) from None
         except SettingsError as exc:  # e.g. a list setting whose env value is not JSON
             raise ConfigError(str(exc).splitlines()[0]) from None
+    # Host names this server answers to, for link URLs when public_url is unset: a request's
+    # Host in the list is used as is, any other gets the first; unset: the address the
+    # connection reached. An arbitrary Host is never used (docs/security.md, "_auth").
+    allowed_hosts: HostList = ""
 
     @classmethod
     def settings_customise_sources(

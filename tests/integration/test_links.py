@@ -115,15 +115,33 @@ def test_link_is_signed_like_every_service(server: RunningServer) -> None:
     assert httpx.get(good.json()["data"]["url"]).status_code == 200
 
 
-def test_public_base_follows_the_host_header(server: RunningServer, app: dict[str, Any]) -> None:
+def test_public_base_never_follows_the_host_header(server: RunningServer,
+                                                  app: dict[str, Any]) -> None:
+    """Without QQAVATAR_PUBLIC_URL or QQAVATAR_ALLOWED_HOSTS the base is the address the
+    connection reached, whatever Host the request sends (docs/security.md)."""
     params = {"app_key": app["app_key"], "qq": "376741929"}
-    reply = server.client.get("/api/App/QQ/UserImageLink", params=params,
-                              headers={"Host": "avatar.example.com:8443"}).json()
-    assert reply["data"]["url"].startswith("http://avatar.example.com:8443/a/")
-    bad = server.client.get("/api/App/QQ/UserImageLink", params=params,
-                            headers={"Host": "evil.example/x?"}).json()
-    assert (bad["ret"], bad["msg"]) == (
-        400, P + "无法确定链接地址：请求缺少有效的Host头，请设置QQAVATAR_PUBLIC_URL")
+    for host in ("avatar.example.com:8443", "evil.example/x?", app["app_key"] + "x012345678"):
+        reply = server.client.get("/api/App/QQ/UserImageLink", params=params,
+                                  headers={"Host": host}).json()
+        assert reply["ret"] == 200, reply
+        assert reply["data"]["url"].startswith(server.url + "/a/")
+
+
+def test_allowed_hosts(tmp_path: Path, fake_qlogo: Any) -> None:
+    running = RunningServer(tmp_path, fake_qlogo.url, {
+        "QQAVATAR_ALLOWED_HOSTS": "avatar.example.com,cdn.example.com:8443"})
+    try:
+        record = running.create_app("hosts")
+        running.wait_for_app(record["app_key"])
+        params = {"app_key": record["app_key"], "qq": "376741929"}
+        for host, base in [("cdn.example.com:8443", "http://cdn.example.com:8443/a/"),
+                           ("evil.example", "http://avatar.example.com/a/"),
+                           ("127.0.0.1", "http://avatar.example.com/a/")]:
+            reply = running.client.get("/api/App/QQ/UserImageLink", params=params,
+                                       headers={"Host": host}).json()
+            assert reply["data"]["url"].startswith(base), (host, reply)
+    finally:
+        running.stop()
 
 
 def test_two_workers_behind_a_proxy(tmp_path: Path, fake_qlogo: Any) -> None:

@@ -162,19 +162,44 @@ def test_urls() -> None:
     assert split_name("TOKEN.png.jpg") == ("TOKEN", "png.jpg")
 
 
-@pytest.mark.parametrize(("configured", "scheme", "host", "expected"), [
-    ("https://cdn.example.com/avatars", "http", "evil.example", "https://cdn.example.com/avatars"),
-    (None, "http", "127.0.0.1:8000", "http://127.0.0.1:8000"),
-    (None, "https", "avatar.example.com", "https://avatar.example.com"),
-    (None, "http", "[::1]:8000", "http://[::1]:8000"),
-    (None, "http", "", None),
-    (None, "http", "evil.example/path?x=", None),
-    (None, "http", "a b", None),
-    (None, "http", "user@evil.example", None),
+ALLOWED = ("avatar.example.com", "cdn.example.com:8443")
+
+
+@pytest.mark.parametrize(("configured", "allowed", "scheme", "host", "server", "expected"), [
+    ("https://cdn.example.com/avatars", ALLOWED, "http", "evil.example", ("127.0.0.1", 80),
+     "https://cdn.example.com/avatars"),
+    (None, ALLOWED, "https", "cdn.example.com:8443", None, "https://cdn.example.com:8443"),
+    (None, ALLOWED, "http", "AVATAR.example.com", None, "http://avatar.example.com"),
+    # A Host not in the list gets the first listed name, never itself.
+    (None, ALLOWED, "http", "evil.example", None, "http://avatar.example.com"),
+    (None, ALLOWED, "http", None, None, "http://avatar.example.com"),
+    # No list: the address the connection reached, whatever the Host says.
+    (None, (), "http", "evil.example", ("127.0.0.1", 8000), "http://127.0.0.1:8000"),
+    (None, (), "https", "evil.example", ("::1", 8443), "https://[::1]:8443"),
+    (None, (), "http", "evil.example", "127.0.0.2:9000", "http://127.0.0.2:9000"),
+    (None, (), "http", "evil.example", "[::1]:9000", "http://[::1]:9000"),
+    (None, (), "http", "evil.example", None, None),
+    (None, (), "http", "evil.example", "nonsense", None),
 ])
-def test_public_base(configured: str | None, scheme: str, host: str, expected: str | None) -> None:
-    headers = {"host": host} if host else {}
-    assert public_base(configured, scheme, headers) == expected
+def test_public_base(configured: str | None, allowed: tuple[str, ...], scheme: str,
+                     host: str | None, server: tuple[str, int] | str | None,
+                     expected: str | None) -> None:
+    assert public_base(configured, allowed, scheme, host, server) == expected
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("Avatar.Example.com, cdn.example.com:8443,", "avatar.example.com,cdn.example.com:8443"),
+    ("[::1]:8000", "[::1]:8000"),
+    ("", ""),
+])
+def test_allowed_hosts_setting(given: str, expected: str) -> None:
+    assert Settings(allowed_hosts=given).allowed_hosts == expected
+
+
+@pytest.mark.parametrize("given", ["evil.example/x", "a b", "user@evil.example", "a:b"])
+def test_allowed_hosts_setting_rejects(given: str) -> None:
+    with pytest.raises(Exception, match="not a host"):  # ConfigError, via qqavatar.config
+        Settings(allowed_hosts=given)
 
 
 @pytest.mark.parametrize(("given", "expected"), [

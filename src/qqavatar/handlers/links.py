@@ -16,7 +16,7 @@ from ..protocol import errors
 from ..protocol.phpjson import dumps
 from ..runtime import Runtime
 
-NO_BASE_MSG = "无法确定链接地址：请求缺少有效的Host头，请设置QQAVATAR_PUBLIC_URL"
+NO_BASE_MSG = "无法确定链接地址，请设置QQAVATAR_PUBLIC_URL或QQAVATAR_ALLOWED_HOSTS"
 
 
 def param_text(value: Any) -> str | None:
@@ -42,9 +42,12 @@ async def avatar_link(runtime: Runtime, call: Call) -> Result:
     assert call.app is not None  # the link services need an app
     if runtime.links is None:
         raise errors.server_error("私有链接未启用")
-    base = public_base(runtime.settings.public_url, call.request.scheme, call.request.headers)
-    if base is None:
-        raise errors.client_error(400, NO_BASE_MSG)
+    settings, request = runtime.settings, call.request
+    allowed = settings.allowed_hosts.split(",") if settings.allowed_hosts else ()
+    base = public_base(settings.public_url, allowed, request.scheme,
+                       request.headers.get("host"), request.server)
+    if base is None:  # no public URL set, and the server's address is unknown (a socket file)
+        raise errors.server_error(NO_BASE_MSG)
     target = link_target(call.service, call.values)
     token = await runtime.links.seal(call.app.app_key, target)
     if token is None:  # the app was deleted a moment ago

@@ -7,23 +7,46 @@ different URL and answers 404, so each link has exactly one spelling.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 from .tokens import LinkTarget
 
 PATH_PREFIX = "/a/"
-_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 
-def public_base(configured: str | None, scheme: str, headers: Mapping[str, str]) -> str | None:
-    """QQAVATAR_PUBLIC_URL, else the request's scheme and Host; None without a usable Host."""
+def public_base(configured: str | None, allowed_hosts: Sequence[str], scheme: str,
+                host: str | None, server: tuple[str, int] | str | None) -> str | None:
+    """The base of the link URLs handed out, never built from arbitrary request text.
+
+    A link URL goes into `data`, which `_auth` signs with the construction of the request
+    sign: request text there would make `_auth` a sign oracle (docs/security.md). So the
+    base is QQAVATAR_PUBLIC_URL; else the request's Host only if the operator listed it in
+    QQAVATAR_ALLOWED_HOSTS (any other Host gets the first listed one); else the address the
+    connection reached the server on. None: none of these is known.
+    """
     if configured:
         return configured
-    host = headers.get("host", "")
-    if _HOST.fullmatch(host) is None:  # a URL handed out must not carry a crafted Host
+    prefix = "https://" if scheme == "https" else "http://"
+    if allowed_hosts:
+        asked = (host or "").lower()
+        return prefix + (asked if asked in allowed_hosts else allowed_hosts[0])
+    address = server_address(server)
+    return None if address is None else prefix + address
+
+
+def server_address(server: tuple[str, int] | str | None) -> str | None:
+    """`host:port` of the address a connection reached (ASGI's tuple, RSGI's text);
+    an IPv6 host in brackets."""
+    if server is None:
         return None
-    return f"{'https' if scheme == 'https' else 'http'}://{host}"
+    if isinstance(server, str):
+        host, _, port = server.rpartition(":")
+    else:
+        host, port = server[0], str(server[1])
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        return None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def extension(target: LinkTarget) -> str | None:

@@ -130,7 +130,7 @@ class QQAvatarApp:
                    for name, value in scope["headers"]}
         client = scope.get("client")
         request = ApiRequest(service, params, headers, client[0] if client else None, method,
-                             scheme=scope.get("scheme", "http"))
+                             scheme=scope.get("scheme", "http"), server=scope.get("server"))
         reply = await self.gateway.handle(request)
         await _send(send, scope, reply)
 

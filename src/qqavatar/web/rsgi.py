@@ -179,7 +179,7 @@ class QQAvatarRSGI:
             if self.proxies:
                 client, scheme = self.proxies.apply(client, scheme, headers.items())
             request = ApiRequest(service, params, HeaderView(headers), client, method,
-                                 scheme=scheme)
+                                 scheme=scheme, server=scope.server)
             reply = await gateway.handle(request, keep=key is not None)
             head = respond(proto, reply, rid)
             if (reply.kept is not None and kept_replies is not None and key is not None
