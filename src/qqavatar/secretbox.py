@@ -12,6 +12,9 @@ key, so its format does not matter. A sealed secret is stored as text:
 - The app_key is the associated data: a sealed secret copied onto another app's row
   does not open there.
 
+Private-link keys (32 random bytes) are sealed the same way, as bytes:
+`enc:v1:<key id>:` then nonce ‖ ciphertext ‖ tag (76 bytes), with their own associated data.
+
 Rows written before a key was configured stay plaintext and keep working;
 `qqavatar app encrypt-secrets` seals them (and, with `--old-key`, re-seals rows of a
 previous key). Without a configured key a sealed row cannot be read: the server refuses to
@@ -36,6 +39,8 @@ PREFIX = "enc:v1:"
 MIN_KEY_LENGTH = 32
 KEY_HINT = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
 _NONCE_BYTES = 12
+_PREFIX_BYTES = PREFIX.encode("ascii")
+_KEY_ID_CHARS = 8
 _SALT = b"qqavatar secretbox"
 
 
@@ -53,6 +58,13 @@ def sealed_key_id(stored: str) -> str | None:
     if not is_sealed(stored):
         return None
     return stored[len(PREFIX):].partition(":")[0]
+
+
+def sealed_key_id_of_bytes(stored: bytes) -> str | None:
+    """The key id of a value sealed by `SecretBox.seal_bytes`, None for raw bytes."""
+    if not stored.startswith(_PREFIX_BYTES):
+        return None
+    return stored[len(_PREFIX_BYTES):len(_PREFIX_BYTES) + _KEY_ID_CHARS].decode("ascii", "replace")
 
 
 def check_key(key: str) -> str:
@@ -105,6 +117,25 @@ class SecretBox:
             raise SecretKeyError(f"the encrypted app_secret of app {app_key[:8]}… is damaged or "
                                  "was moved from another app") from None
         return plain.decode("utf-8")
+
+    def seal_bytes(self, data: bytes, context: bytes) -> bytes:
+        """`data` sealed; `context` (associated data) must be given again to open it."""
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, data, context)
+        return _PREFIX_BYTES + self.key_id.encode("ascii") + b":" + nonce + sealed
+
+    def open_bytes(self, stored: bytes, context: bytes) -> bytes:
+        """What `seal_bytes` sealed; SecretKeyError for another key or damaged bytes."""
+        key_id = sealed_key_id_of_bytes(stored)
+        if key_id != self.key_id:
+            raise SecretKeyError(f"a link key is encrypted with key id {key_id}, but "
+                                 f"QQAVATAR_SECRET_KEY has key id {self.key_id}")
+        raw = stored[len(_PREFIX_BYTES) + _KEY_ID_CHARS + 1:]
+        try:
+            return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context)
+        except InvalidTag:
+            raise SecretKeyError("an encrypted link key is damaged or was moved from another "
+                                 "app") from None
 
 
 @functools.lru_cache(maxsize=8)

@@ -114,8 +114,8 @@ async def test_key_rotation_with_old_key(engines: EngineFactory) -> None:  # noq
     engine = engines()
     await migrate(engine)
     old_box, new_box = SecretBox(KEY_A), SecretBox(KEY_B)
+    plain = await AppStore(engine, box=None).create("plaintext")  # before any key was set
     sealed = await AppStore(engine, box=old_box).create("sealed with A")
-    plain = await AppStore(engine, box=None).create("plaintext")
     store = AppStore(engine, box=new_box)
     count = await store.encrypt_secrets(old_box=old_box)
     assert (count.sealed, count.resealed, count.already) == (1, 1, 0)

@@ -3,6 +3,10 @@
 Every command opens the configured database, migrates it (so a fresh data
 directory just works) and closes it again. `--json` output is exactly one JSON
 value on stdout, for scripts; messages and errors go to stderr.
+
+A command that writes stops with status 2 before writing when QQAVATAR_SECRET_KEY is not
+the key the database's secrets are sealed with (store.sealing); `list` and `delete` still
+work on an app sealed under another key, so a stray row can be found and removed.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -22,11 +26,12 @@ from qqavatar.limits.values import (
     clean_limit,
     split_list,
 )
-from qqavatar.links.store import LinkKeyStore
-from qqavatar.secretbox import SecretBox, check_key
-from qqavatar.store.apps import AppRecord, AppStore, SealCount
 
 from .database import run_with_engine
+
+if TYPE_CHECKING:  # the store loads SQLAlchemy: imported where a command runs, not for --help
+    from qqavatar.secretbox import SecretBox
+    from qqavatar.store.apps import AppRecord, AppStore, SealCount, UnreadableApp
 
 T = TypeVar("T")
 
@@ -35,6 +40,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 
 def run_with_store(work: Callable[[AppStore], Awaitable[T]]) -> T:
     """Open the configured database, migrate it, run `work`, close it."""
+    from qqavatar.store.apps import AppStore
+
     return run_with_engine(lambda engine: work(AppStore(engine)))
 
 
@@ -142,12 +149,17 @@ def create_command(name: str, sign_required: bool, as_json: bool) -> None:
 @app.command("list")
 @json_option
 def list_command(as_json: bool) -> None:
-    """List all apps (without their secrets; see `app show`)."""
-    records = run_with_store(lambda store: store.list())
+    """List all apps (without their secrets; see `app show`).
+
+    Apps whose secret is sealed under another key are listed last, marked (servers skip
+    them): remove one with `qqavatar app delete APP_KEY`.
+    """
+    records, unreadable = run_with_store(lambda store: store.read_all())
     if as_json:
-        echo_json([record.public_dict(with_secret=False) for record in records])
+        echo_json([record.public_dict(with_secret=False) for record in records]
+                  + [_unreadable_json(app) for app in unreadable])
         return
-    if not records:
+    if not records and not unreadable:
         click.echo("No apps yet. Create one with: qqavatar app create NAME", err=True)
         return
     click.echo(f"{'APP_KEY':<32}  {'SIGN':<4}  {'CREATED':<23}  NAME")
@@ -156,6 +168,13 @@ def list_command(as_json: bool) -> None:
         click.echo(
             f"{record.app_key:<32}  {sign:<4}  {format_time(record.created_at):<23}  {record.name}"
         )
+    for app in unreadable:
+        click.echo(f"{app.app_key:<32}  {'?':<4}  {'?':<23}  {app.name}  (NOT SERVED: "
+                   f"{app.reason})")
+
+
+def _unreadable_json(app: UnreadableApp) -> dict[str, object]:
+    return {"app_key": app.app_key, "name": app.name, "unreadable": app.reason}
 
 
 @app.command("show")
@@ -243,18 +262,19 @@ def update_command(
 def delete_command(app_key: str, yes: bool) -> None:
     """Delete an app; its key stops working at once."""
     key = normalise_key(app_key)
-    record = run_with_store(lambda store: store.get(key))
-    if record is None:
+    # By name only: the secret stays closed, so an app sealed under another key can go too.
+    name = run_with_store(lambda store: store.name_of(key))
+    if name is None:
         raise no_such_app(key)
     if not yes:
         if not stdin_is_interactive():
             raise click.ClickException(
                 "refusing to delete without confirmation: stdin is not a terminal; pass --yes"
             )
-        click.confirm(f"Delete app {key} ({record.name})?", abort=True, err=True)
+        click.confirm(f"Delete app {key} ({name})?", abort=True, err=True)
     if not run_with_store(lambda store: store.delete(key)):
         raise no_such_app(key)  # deleted by someone else meanwhile
-    click.echo(f"Deleted app {key} ({record.name}).")
+    click.echo(f"Deleted app {key} ({name}).")
 
 
 @app.command("rotate-link-key")
@@ -262,6 +282,8 @@ def delete_command(app_key: str, yes: bool) -> None:
 @json_option
 def rotate_link_key_command(app_key: str, as_json: bool) -> None:
     """Give an app a new private-link key: every link made so far answers 404."""
+    from qqavatar.links.store import LinkKeyStore
+
     key = normalise_key(app_key)
     if not run_with_store(lambda store: LinkKeyStore(store.engine).rotate(key)):
         raise no_such_app(key)
@@ -275,6 +297,8 @@ def rotate_link_key_command(app_key: str, as_json: bool) -> None:
 def old_key_option(_ctx: click.Context, _param: click.Parameter,
                    value: str | None) -> SecretBox | None:
     """`--old-key KEY`, or `--old-key -` to read it from stdin (kept out of `ps` and history)."""
+    from qqavatar.secretbox import SecretBox, check_key
+
     if value is None:
         return None
     if value == "-":

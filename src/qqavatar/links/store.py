@@ -4,10 +4,15 @@ Every change bumps `meta.apps_version` in the same transaction, the counter ever
 already polls, so all workers see a new or rotated key within one poll. Deleting an app
 deletes its key through the foreign key (`ON DELETE CASCADE`), and that delete bumps the
 counter too.
+
+With `QQAVATAR_SECRET_KEY` set the keys are stored sealed, as app secrets are
+(store.sealing), and a write first checks that the key is the one the database uses. A key
+that does not open (sealed under another key) leaves its app without private links, logged.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -15,8 +20,19 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..secretbox import SecretKeyError
 from ..store.schema import APPS_VERSION, app_link_keys, apps, meta
+from ..store.sealing import (
+    CONFIGURED,
+    BoxChoice,
+    check_writable,
+    open_link_key,
+    resolve_box,
+    seal_link_key,
+)
 from .tokens import LinkKey
+
+log = logging.getLogger(__name__)
 
 
 async def _bump_apps_version(connection: AsyncConnection) -> None:
@@ -26,9 +42,23 @@ async def _bump_apps_version(connection: AsyncConnection) -> None:
 
 
 class LinkKeyStore:
-    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engine: AsyncEngine, *, box: BoxChoice = CONFIGURED,
+                 clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
+        self._box = resolve_box(box)
         self._clock = clock
+        self._unreadable: set[str] = set()  # apps whose key did not open, logged once each
+
+    def _open(self, app_key: str, stored: bytes) -> LinkKey | None:
+        try:
+            key = LinkKey(open_link_key(self._box, stored, app_key))
+        except SecretKeyError as exc:
+            if app_key not in self._unreadable:
+                log.error("app %s: private links are off: %s", app_key, exc)
+                self._unreadable.add(app_key)
+            return None
+        self._unreadable.discard(app_key)
+        return key
 
     async def all(self) -> dict[str, LinkKey]:
         """Every app's link key, by app_key; apps that have none get one now.
@@ -42,9 +72,9 @@ class LinkKeyStore:
             rows = (await connection.execute(query)).all()
         keys: dict[str, LinkKey] = {}
         for row in rows:
-            key = (LinkKey(bytes(row.link_key)) if row.link_key is not None
+            key = (self._open(row.app_key, bytes(row.link_key)) if row.link_key is not None
                    else await self.get_or_create(row.app_key))
-            if key is not None:  # None: the app was deleted meanwhile
+            if key is not None:  # None: the app was deleted meanwhile, or its key won't open
                 keys[row.app_key] = key
         return keys
 
@@ -52,7 +82,7 @@ class LinkKeyStore:
         query = select(app_link_keys.c.link_key).where(app_link_keys.c.app_key == app_key)
         async with self._engine.connect() as connection:
             secret = (await connection.execute(query)).scalar_one_or_none()
-        return None if secret is None else LinkKey(bytes(secret))
+        return None if secret is None else self._open(app_key, bytes(secret))
 
     async def get_or_create(self, app_key: str) -> LinkKey | None:
         """The app's key, made now if it has none; None if there is no such app."""
@@ -62,8 +92,10 @@ class LinkKeyStore:
         key = LinkKey.generate()
         try:
             async with self._engine.begin() as connection:
+                await check_writable(connection, self._box)
                 await connection.execute(insert(app_link_keys).values(
-                    app_key=app_key, link_key=key.secret, created_at=int(self._clock())))
+                    app_key=app_key, link_key=seal_link_key(self._box, key.secret, app_key),
+                    created_at=int(self._clock())))
                 await _bump_apps_version(connection)
         except IntegrityError:
             # Another worker made it first (primary key), or the app is gone (foreign key).
@@ -73,8 +105,10 @@ class LinkKeyStore:
     async def rotate(self, app_key: str) -> bool:
         """Give the app a new key, so every link made so far stops working; False: no app."""
         key = LinkKey.generate()
-        values = {"link_key": key.secret, "created_at": int(self._clock())}
+        values = {"link_key": seal_link_key(self._box, key.secret, app_key),
+                  "created_at": int(self._clock())}
         async with self._engine.begin() as connection:
+            await check_writable(connection, self._box)
             # Write first, read after (see AppStore.update): no SQLITE_BUSY upgrade race.
             result = await connection.execute(
                 update(app_link_keys).where(app_link_keys.c.app_key == app_key).values(**values))

@@ -5,12 +5,13 @@
 With `QQAVATAR_SECRET_KEY` set, the store seals each secret it writes and opens each one
 it reads (qqavatar.secretbox): an `AppRecord` always holds the usable secret, the
 `apps.app_secret` column only ciphertext (and plaintext rows not yet encrypted).
+Every write first checks that the key is the one the database uses (store.sealing); a row
+sealed under another key is skipped by reads of all apps, not fatal to them.
 """
 
 from __future__ import annotations
 
 import builtins
-import enum
 import logging
 import secrets
 import string
@@ -31,15 +32,19 @@ from qqavatar.limits.values import (
     clean_limit,
     join_list,
 )
-from qqavatar.secretbox import (
-    SecretBox,
-    SecretKeyError,
-    configured_box,
-    open_secret,
-    sealed_key_id,
-)
+from qqavatar.secretbox import SecretBox, SecretKeyError, open_secret, sealed_key_id
 from qqavatar.store.polling import VersionPolled
 from qqavatar.store.schema import APPS_VERSION, apps, meta
+from qqavatar.store.sealing import (
+    CONFIGURED,
+    BoxChoice,
+    SealCount,
+    check_key_id,
+    check_writable,
+    database_key_id,
+    resolve_box,
+    seal_link_keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,20 +153,13 @@ async def _bump_version(connection: AsyncConnection) -> None:
     )
 
 
-class _Configured(enum.Enum):
-    BOX = "configured"
-
-
-CONFIGURED = _Configured.BOX  # the box of this process's QQAVATAR_SECRET_KEY
-
-
 @dataclass(frozen=True, slots=True)
-class SealCount:
-    """What `AppStore.encrypt_secrets` did."""
+class UnreadableApp:
+    """An app whose secret does not open with this process's key (sealed under another)."""
 
-    sealed: int         # plaintext secrets now encrypted
-    resealed: int       # secrets moved from the old key to the current one
-    already: int        # secrets the current key had sealed before
+    app_key: str
+    name: str
+    reason: str
 
 
 class AppStore:
@@ -172,10 +170,10 @@ class AppStore:
     UI, server) agrees without each caller passing it.
     """
 
-    def __init__(self, engine: AsyncEngine, *, box: SecretBox | _Configured | None = CONFIGURED,
+    def __init__(self, engine: AsyncEngine, *, box: BoxChoice = CONFIGURED,
                  clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
-        self._box = configured_box() if box is CONFIGURED else box
+        self._box = resolve_box(box)
         self._clock = clock  # replaceable for tests
 
     @property
@@ -194,16 +192,42 @@ class AppStore:
             updated_at=now,
         )
         async with self._engine.begin() as connection:
+            await check_writable(connection, self._box)
             await connection.execute(insert(apps).values(**record.row(self._box)))
             await _bump_version(connection)
         return record
 
     async def list(self) -> builtins.list[AppRecord]:
-        """All apps, oldest first; apps made within the same second by name."""
+        """All apps whose secret opens, oldest first; apps made within the same second by
+        name. SecretKeyError if this process's key is not the one the database uses."""
+        return (await self.read_all())[0]
+
+    async def read_all(self) -> tuple[builtins.list[AppRecord], builtins.list[UnreadableApp]]:
+        """All apps as `list` gives them, and those sealed under another key (skipped)."""
         query = select(apps).order_by(apps.c.created_at, apps.c.name, apps.c.app_key)
         async with self._engine.connect() as connection:
+            check_key_id(await database_key_id(connection), self._box)
             rows = (await connection.execute(query)).all()
-        return [AppRecord.from_row(row, self._box) for row in rows]
+        records, unreadable = [], []
+        for row in rows:
+            try:
+                records.append(AppRecord.from_row(row, self._box))
+            except SecretKeyError as exc:
+                unreadable.append(UnreadableApp(row.app_key, row.name, self._why(row, exc)))
+        return records, unreadable
+
+    def _why(self, row: Row[Any], error: SecretKeyError) -> str:
+        key_id = sealed_key_id(row.app_secret)
+        if self._box is not None and key_id not in (None, self._box.key_id):
+            return f"its secret is sealed under key id {key_id}, not this key's {self._box.key_id}"
+        return str(error)
+
+    async def name_of(self, app_key: str) -> str | None:
+        """The app's name, its secret left closed (it may be sealed under another key)."""
+        query = select(apps.c.name).where(apps.c.app_key == app_key)
+        async with self._engine.connect() as connection:
+            name = (await connection.execute(query)).scalar_one_or_none()
+        return None if name is None else str(name)
 
     async def get(self, app_key: str) -> AppRecord | None:
         async with self._engine.connect() as connection:
@@ -249,6 +273,7 @@ class AppStore:
             return await self.get(app_key)
         values["updated_at"] = int(self._clock())
         async with self._engine.begin() as connection:
+            await check_writable(connection, self._box)
             # Write first, read after: on SQLite a read-then-write transaction
             # can fail with SQLITE_BUSY when another writer slips in between.
             result = await connection.execute(
@@ -262,6 +287,7 @@ class AppStore:
     async def delete(self, app_key: str) -> bool:
         """True if the app existed and is now gone."""
         async with self._engine.begin() as connection:
+            await check_writable(connection, self._box)
             result = await connection.execute(delete(apps).where(apps.c.app_key == app_key))
             if result.rowcount == 0:
                 return False
@@ -276,18 +302,19 @@ class AppStore:
         return int(value)
 
     async def encrypt_secrets(self, *, old_box: SecretBox | None = None) -> SealCount:
-        """Seal every plaintext secret with this store's box; with `old_box`, also re-seal
-        the secrets it had sealed. One transaction: all rows move, or none.
+        """Seal every plaintext secret and link key with this store's box; with `old_box`,
+        also re-seal those it had sealed. One transaction: all rows move, or none.
 
         SecretKeyError for a row sealed by a key that is neither (nothing is changed).
         The secrets' values stay the same, so apps, `updated_at` and the version do too.
         """
         box = self._box
-        if box is None:
-            raise SecretKeyError("QQAVATAR_SECRET_KEY is not set: there is no key to encrypt "
-                                 "app secrets with")
         sealed = resealed = already = 0
         async with self._engine.begin() as connection:
+            if box is None:
+                check_key_id(await database_key_id(connection), None)  # names the key in use
+                raise SecretKeyError("QQAVATAR_SECRET_KEY is not set: there is no key to "
+                                     "encrypt app secrets with")
             rows = (await connection.execute(select(apps.c.app_key, apps.c.app_secret))).all()
             for app_key, stored in rows:
                 key_id = sealed_key_id(stored)
@@ -308,7 +335,9 @@ class AppStore:
                     update(apps).where(apps.c.app_key == app_key)
                     .values(app_secret=box.seal(secret, app_key))
                 )
-        return SealCount(sealed=sealed, resealed=resealed, already=already)
+            links = await seal_link_keys(connection, box, old_box)
+        return SealCount(sealed=sealed + links.sealed, resealed=resealed + links.resealed,
+                         already=already + links.already)
 
     async def _get(self, connection: AsyncConnection, app_key: str) -> AppRecord | None:
         query = select(apps).where(apps.c.app_key == app_key)
@@ -322,12 +351,15 @@ class AppRegistry(VersionPolled):
     Lookups are plain dict reads. A background task polls the one-row
     `apps_version` counter and reloads everything when it moves; the app table
     is small, so a full reload is simpler and safer than applying diffs.
+    An app whose secret is sealed under another key is left out (logged once, by name):
+    one bad row must not stop the server from serving the others.
     """
 
     def __init__(self, store: AppStore, *, poll_interval: float = 0.5) -> None:
         super().__init__(poll_interval=poll_interval, name="app registry", log=log)
         self._store = store
         self._apps: dict[str, AppRecord] = {}
+        self._skipped: set[str] = set()  # app_keys whose skipping was logged
 
     def get(self, app_key: str) -> AppRecord | None:
         return self._apps.get(app_key)
@@ -348,6 +380,11 @@ class AppRegistry(VersionPolled):
         # Version before rows: a change landing in between is then seen again
         # by the next poll, never missed.
         version = await self._store.version()
-        records = await self._store.list()
+        records, unreadable = await self._store.read_all()
         self._apps = {record.app_key: record for record in records}  # one atomic swap
         self._version = version
+        for app in unreadable:
+            if app.app_key not in self._skipped:
+                log.error("app %r (%s) is not served: %s (`qqavatar app list` marks it, "
+                          "`qqavatar app delete` removes it)", app.name, app.app_key, app.reason)
+        self._skipped = {app.app_key for app in unreadable}
