@@ -35,6 +35,9 @@ the rest a normal answer. The draw is a hash of (seed, kind, number, size, how m
 this avatar was asked), not a shared random stream, so a run is reproduced by its seed
 whatever order concurrent requests arrive in.
 
+Redirect faults send the client to the same avatar URL with ``redirected=1`` added; a
+request carrying ``redirected=1`` is answered normally whatever the fault.
+
 Every avatar request is counted, faulted or not; malformed ones (400/404) are not.
 
 Run it with ``python -m qqavatar.fakeqlogo --host 127.0.0.1 --port 8081``, embed it with
@@ -47,6 +50,7 @@ import argparse
 import asyncio
 import atexit
 import contextlib
+import gzip
 import hashlib
 import io
 import json
@@ -57,6 +61,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,6 +88,10 @@ FaultMode = Literal[
     "change",    # every fetch bumps the number's version: a new image each time
     "nohd",      # no HD avatar: size 640 is the default image, smaller sizes are real
     "truncated", # 200 with the first half of a real image (Content-Length says half)
+    "redirect",  # 302 to the same avatar on this host (a relative Location)
+    "redirect_away",  # 302 to the same avatar under the other loopback name (another host)
+    "gzip",      # the real image, gzip-compressed (Content-Encoding: gzip)
+    "gzipbomb",  # 200 image/jpeg, Content-Encoding: gzip: 64 KiB that inflate to 64 MiB
     "chaos",     # a share `rate` of requests gets one of CHAOS_FAULTS, seeded
 ]
 FAULT_MODES: frozenset[str] = frozenset(get_args(FaultMode))
@@ -100,6 +109,7 @@ _NEED_WATCHER = frozenset({"hang", "drip", "huge", "reset"})
 MAX_SIZE = 1000
 HD_SIZE = 640  # qlogo's HD size: users who never uploaded one get the default there
 HUGE_BYTES = 5 * 1024 * 1024
+BOMB_BYTES = 64 * 1024 * 1024  # what the gzip bomb inflates to
 DRIP_CHUNK = 16
 DRIP_INTERVAL = 0.2
 REAL_HEADERS = [(b"x-info", b"real data"), (b"cache-control", b"max-age=2592000")]
@@ -173,6 +183,16 @@ def penguin_bytes(size: int) -> bytes:
     return out.getvalue()
 
 
+@lru_cache(maxsize=1)
+def gzip_bomb() -> bytes:
+    """A JPEG's first bytes and then zeros, BOMB_BYTES in all, gzip-compressed (~64 KiB)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
+    parts = [packer.compress(b"\xff\xd8\xff\xe0" + bytes(1024 * 1024 - 4))]
+    zeros = bytes(1024 * 1024)
+    parts += [packer.compress(zeros) for _ in range(BOMB_BYTES // len(zeros) - 1)]
+    return b"".join([*parts, packer.flush()])
+
+
 def _last_modified(number: str, version: int) -> bytes:
     stamp = 1_500_000_000 + int(number) % 100_000_000 + version * 3600
     return formatdate(stamp, usegmt=True).encode()
@@ -235,6 +255,11 @@ class FakeQlogo:
         self.by_key[key] += 1
         fault = self.fault_for(number)
         mode = fault.resolve(kind, number, size, self.by_key[key])
+        if mode in ("redirect", "redirect_away"):
+            if b"redirected=1" not in scope["query_string"]:
+                await _redirect(send, scope, away=mode == "redirect_away")
+                return
+            mode = "none"  # the redirect's target answers
         if fault.mode == "chaos":
             self.injected[mode] += 1
         if fault.delay_ms:
@@ -270,6 +295,12 @@ class FakeQlogo:
                 await _drip(send, gone, ctype, body, headers)
             elif mode == "truncated":
                 await _send(send, 200, ctype, body[:len(body) // 2], headers)
+            elif mode == "gzip":
+                await _send(send, 200, ctype, gzip.compress(body),
+                            [*headers, (b"content-encoding", b"gzip")])
+            elif mode == "gzipbomb":
+                await _send(send, 200, b"image/jpeg", gzip_bomb(),
+                            [*REAL_HEADERS, (b"content-encoding", b"gzip")])
             else:
                 await _send(send, 200, ctype, body, headers)
 
@@ -415,6 +446,23 @@ async def _stream_huge(send: Send, gone: asyncio.Event) -> None:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
         sent += len(chunk)
         chunk = bytes(len(chunk))
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _redirect(send: Send, scope: Scope, *, away: bool) -> None:
+    """302 to the request's own URL plus `redirected=1`: on this host (a relative
+    Location), or `away`: under the other loopback name, the same server but not the
+    same host to a client (127.0.0.1 <-> localhost)."""
+    query = scope["query_string"].decode("latin-1")
+    target = f"{scope['path']}?{query + '&' if query else ''}redirected=1"
+    if away:
+        host = dict(scope["headers"]).get(b"host", b"127.0.0.1").decode("latin-1")
+        name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        other = "127.0.0.1" if name == "localhost" else "localhost"
+        target = f"http://{other}{colon}{port}{target}"
+    await send({"type": "http.response.start", "status": 302,
+                "headers": [(b"location", target.encode("latin-1")),
+                            (b"content-length", b"0")]})
     await send({"type": "http.response.body", "body": b""})
 
 

@@ -65,13 +65,16 @@ class UpstreamError(AvatarError):
     """
 
     def __init__(self, err_code: int, err_msg: str | None = None, http_status: int | None = None,
-                 detail: str = "") -> None:
+                 detail: str = "", host_fault: bool | None = None) -> None:
         default_msg, default_status = _CATALOGUE.get(err_code, ("头像服务器错误", 502))
         super().__init__(err_code, default_msg if err_msg is None else err_msg,
                          default_status if http_status is None else http_status)
         self.detail = detail
         self.upstream_at_fault = True  # False: we timed out (overloaded), not the upstream
-        self.args = (err_code, self.err_msg, self.http_status, detail)
+        # The host failed (no connection, no answer in time, 5xx), as opposed to a bad
+        # answer about one avatar (404, not an image): only the former feeds its breaker.
+        self.host_fault = err_code in (CONNECT, TIMEOUT) if host_fault is None else host_fault
+        self.args = (err_code, self.err_msg, self.http_status, detail, self.host_fault)
 
     def __str__(self) -> str:
         text = f"{self.err_code} {self.err_msg}"
@@ -79,6 +82,7 @@ class UpstreamError(AvatarError):
 
     def copy(self, cache: CacheState = "MISS", upstream_fetch: bool = False) -> UpstreamError:
         """A fresh instance, so waiters sharing one failure don't share one traceback."""
-        twin = UpstreamError(self.err_code, self.err_msg, self.http_status, self.detail)
+        twin = UpstreamError(self.err_code, self.err_msg, self.http_status, self.detail,
+                             self.host_fault)
         twin.cache, twin.upstream_fetch = cache, upstream_fetch
         return twin

@@ -1,9 +1,15 @@
-"""Fetching one avatar from qlogo over HTTP, with every failure turned into an `UpstreamError`."""
+"""Fetching one avatar from qlogo over HTTP, with every failure turned into an `UpstreamError`.
+
+An upstream is a host we were configured to trust, not every host it names: a redirect
+is followed only to a template host (the fetched URL's own, or `hosts`), and the size
+bound counts the body after inflating, as it comes (inflate.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -13,6 +19,7 @@ import httpx
 from .. import __version__
 from .errors import CONNECT, INVALID, TIMEOUT, TOO_LARGE, UpstreamError
 from .images import media_type
+from .inflate import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, BoundedBody
 
 # Requests to qlogo in flight at once. httpx's pool spends CPU per event in proportion
 # to the requests queued in it and the connections it holds: 1000 concurrent misses took
@@ -20,6 +27,7 @@ from .images import media_type
 # (2-core box, fake qlogo answering in 30 ms). Callers therefore queue on this cheap
 # FIFO semaphore, and the pool stays small.
 MAX_IN_FLIGHT = 16
+MAX_REDIRECTS = 3
 
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
@@ -57,9 +65,11 @@ class Upstream:
     (event-loop time) for all of them.
     """
 
-    def __init__(self, *, timeout: float, max_bytes: int,
+    def __init__(self, *, timeout: float, max_bytes: int, hosts: Iterable[str] = (),
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.max_bytes = max_bytes
+        # Where a redirect may lead besides the fetched URL's own host (template hosts).
+        self.hosts = frozenset(host.lower() for host in hosts)
         self.timeout = timeout
         self.total_timeout = timeout * 2
         self._gate = asyncio.Semaphore(MAX_IN_FLIGHT)
@@ -67,9 +77,9 @@ class Upstream:
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=MAX_IN_FLIGHT,
                                 max_keepalive_connections=MAX_IN_FLIGHT, keepalive_expiry=30),
-            headers={"User-Agent": f"qqavatar/{__version__}"},
-            follow_redirects=True,
-            max_redirects=3,
+            headers={"User-Agent": f"qqavatar/{__version__}",
+                     "Accept-Encoding": ACCEPT_ENCODING},
+            follow_redirects=False,  # followed by `_fetch`, to template hosts only
             transport=transport,
         )
 
@@ -105,26 +115,56 @@ class Upstream:
             raise UpstreamError(INVALID, detail=f"{url}: {exc!r}") from None
 
     async def _fetch(self, url: str) -> Fetched:
-        async with self._client.stream("GET", url) as response:
-            if response.status_code != 200:
-                raise UpstreamError(INVALID, detail=f"{url}: HTTP {response.status_code}")
-            # Reject before reading: no point downloading an HTML error page.
-            content_type = response.headers.get("content-type", "")
-            if not media_type(content_type).startswith("image/"):
-                raise UpstreamError(INVALID, detail=f"{url}: Content-Type {content_type!r}")
-            length = response.headers.get("content-length", "")
-            if length.isdigit() and int(length) > self.max_bytes:
-                raise UpstreamError(TOO_LARGE, detail=f"{url}: Content-Length {length}")
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > self.max_bytes:
-                    # Leaving the `async with` closes the connection: nothing more is read.
-                    raise UpstreamError(TOO_LARGE, detail=f"{url}: over {self.max_bytes} bytes")
-            return Fetched(
-                body=bytes(body),
-                content_type=content_type,
-                x_info=response.headers.get("x-info", ""),
-                max_age=parse_max_age(response.headers.get("cache-control")),
-                last_modified=parse_http_date(response.headers.get("last-modified")),
-            )
+        target = httpx.URL(url)
+        allowed = self.hosts | {target.host}
+        for _ in range(MAX_REDIRECTS + 1):
+            async with self._client.stream("GET", target) as response:
+                if not response.is_redirect:
+                    return await self._read(url, response)
+                target = _redirect_target(url, response, allowed)
+        raise UpstreamError(INVALID, detail=f"{url}: more than {MAX_REDIRECTS} redirects")
+
+    async def _read(self, url: str, response: httpx.Response) -> Fetched:
+        if response.status_code != 200:
+            # 5xx and 429 say the host is in trouble; 404 and such, this one avatar.
+            trouble = response.status_code >= 500 or response.status_code == 429
+            raise UpstreamError(INVALID, detail=f"{url}: HTTP {response.status_code}",
+                                host_fault=trouble)
+        # Reject before reading: no point downloading an HTML error page.
+        content_type = response.headers.get("content-type", "")
+        if not media_type(content_type).startswith("image/"):
+            raise UpstreamError(INVALID, detail=f"{url}: Content-Type {content_type!r}")
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_bytes:
+            raise UpstreamError(TOO_LARGE, detail=f"{url}: Content-Length {length}")
+        try:
+            body = BoundedBody(response.headers.get("content-encoding", ""), self.max_bytes)
+            async for chunk in response.aiter_raw():
+                # Raising leaves the `async with`, which closes the connection: nothing
+                # more is read.
+                body.feed(chunk)
+            image = body.finish()
+        except BodyTooLarge as exc:
+            raise UpstreamError(TOO_LARGE, detail=f"{url}: {exc}") from None
+        except BadEncoding as exc:
+            raise UpstreamError(INVALID, detail=f"{url}: {exc}") from None
+        return Fetched(
+            body=image,
+            content_type=content_type,
+            x_info=response.headers.get("x-info", ""),
+            max_age=parse_max_age(response.headers.get("cache-control")),
+            last_modified=parse_http_date(response.headers.get("last-modified")),
+        )
+
+
+def _redirect_target(url: str, response: httpx.Response, allowed: frozenset[str]) -> httpx.URL:
+    """Where a redirect leads, if that is a template host over HTTP(S); else INVALID."""
+    location = response.headers.get("location", "")
+    try:
+        target = response.url.join(location)
+    except httpx.InvalidURL:
+        target = None
+    if target is None or target.scheme not in ("http", "https") or target.host not in allowed:
+        raise UpstreamError(INVALID, detail=f"{url}: redirect to {location[:200]!r} refused "
+                                            "(not a template host)")
+    return target
