@@ -123,6 +123,19 @@ def check_templates(value: list[str] | None) -> list[str] | None:
     return value
 
 
+def parse_disk_dir(value: object) -> object:
+    """`off` (any case) turns the disk tier off; "" counts as unset."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() == "off":
+            return "off"
+        return text or None
+    return value
+
+
+DiskDir = Annotated[Literal["off"] | Path | None, BeforeValidator(parse_disk_dir)]
+
+
 # NoDecode: the environment's text goes to parse_url_list as is (not decoded as JSON first).
 UrlList = Annotated[list[str] | None, NoDecode, BeforeValidator(parse_url_list),
                     AfterValidator(check_templates)]
@@ -143,7 +156,7 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(default=5.0, gt=0)
     upstream_max_bytes: ByteSize = 2 * 1024**2
 
-    cache_max_bytes: ByteSize = 128 * 1024**2
+    cache_max_bytes: ByteSize = 256 * 1024**2  # the hot set; docs/benchmarks.md, "mix"
     cache_ttl: int = Field(default=86400, ge=0)
     cache_default_ttl: int = Field(default=600, ge=0)
 
@@ -155,8 +168,8 @@ class Settings(BaseSettings):
     stale_if_error_ttl: int = Field(default=7 * 86400, ge=0)  # s past expiry served on failure
     circuit_threshold: int = Field(default=10, ge=1)  # different avatars failing in a row
     circuit_cooldown: float = Field(default=30.0, gt=0)  # s of failing fast before a probe
-    disk_cache_dir: Path | None = None            # unset: no disk tier
-    disk_cache_max_bytes: ByteSize = 1024**3
+    disk_cache_dir: DiskDir = None          # unset: <data_dir>/avatars; "off": no disk tier
+    disk_cache_max_bytes: ByteSize | None = None  # unset: 1 GiB, or half the disk's free space
 
     # The dashboard's token, 32+ characters; unset: the one `serve` made in the data dir, if
     # any (web/admin/access.py).
@@ -173,6 +186,11 @@ class Settings(BaseSettings):
     trusted_proxies: CidrList = ""
     # A `limits` storage URI, e.g. redis://host:6379; unset: redis_url when set, else memory://.
     rate_limit_storage: str | None = None
+    # Per client address (limits/perclient.py; 0: off): private link views and App.User.*
+    # calls per second, failed logins per minute per username (three times that per address).
+    client_view_rate: int = Field(default=50, ge=0)
+    client_member_rate: int = Field(default=20, ge=0)
+    client_failed_logins: int = Field(default=10, ge=0)
 
     # Operating it: logs, metrics, readiness (see README "Operating it").
     log_format: Literal["auto", "json", "text"] = "auto"  # auto: JSON unless stderr is a tty
@@ -183,6 +201,10 @@ class Settings(BaseSettings):
 
     # Base of private link URLs as the public reaches this server (behind a proxy).
     public_url: PublicUrl = None
+    # Host names this server answers to, for link URLs when public_url is unset: a request's
+    # Host in the list is used as is, any other gets the first; unset: the address the
+    # connection reached. An arbitrary Host is never used (docs/security.md, "_auth").
+    allowed_hosts: HostList = ""
     # Seconds a client gets to send a request's headers, and again its body (granian cuts a
     # slow header; the body deadline is ours, on both servers). See docs/reliability.md.
     client_timeout: float = Field(default=10.0, gt=0)
@@ -196,10 +218,6 @@ class Settings(BaseSettings):
             raise explain(exc, type(self), values) from None
         except SettingsError as exc:  # e.g. a list setting whose env value is not JSON
             raise ConfigError(str(exc).splitlines()[0]) from None
-    # Host names this server answers to, for link URLs when public_url is unset: a request's
-    # Host in the list is used as is, any other gets the first; unset: the address the
-    # connection reached. An arbitrary Host is never used (docs/security.md, "_auth").
-    allowed_hosts: HostList = ""
 
     @classmethod
     def settings_customise_sources(
@@ -222,6 +240,14 @@ class Settings(BaseSettings):
         if self.upstream_user_urls is not None:
             return [url for url in self.upstream_user_urls if url != self.upstream_user_url]
         return list(DEFAULT_USER_ALTERNATES) if self.upstream_user_url == DEFAULT_USER_URL else []
+
+    @property
+    def disk_cache_path(self) -> Path | None:
+        """The disk tier's directory, None when it is off."""
+        if self.disk_cache_dir == "off":
+            return None
+        return self.disk_cache_dir if self.disk_cache_dir is not None \
+            else self.data_dir / "avatars"
 
     @property
     def effective_database_url(self) -> str:

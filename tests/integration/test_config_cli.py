@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,21 @@ def test_bad_value_stops_any_command(tmp_path: Path) -> None:
     missing = qqavatar("--config", str(tmp_path / "nope.toml"), "config")
     assert missing.returncode == 2
     assert "nope.toml" in missing.stderr and "does not exist" in missing.stderr
+
+
+def test_config_shows_the_cache_tiers_it_resolved_to(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    done = qqavatar("config", "--json", env={"QQAVATAR_DATA_DIR": str(data)})
+    assert done.returncode == 0, done.stderr
+    free = shutil.disk_usage(tmp_path).free
+    resolved = json.loads(done.stdout)["resolved"]
+    assert resolved["memory_cache_bytes"] == 256 * 1024**2
+    assert resolved["disk_cache_dir"] == str(data / "avatars")  # on by default, in the data dir
+    # 1 GiB, or half the free space when less (other writers move it a little meanwhile)
+    assert abs(resolved["disk_cache_bytes"] - min(1024**3, free // 2)) < 64 * 1024**2
+
+    text = qqavatar("config", env={"QQAVATAR_DISK_CACHE_DIR": "off",
+                                   "QQAVATAR_CACHE_MAX_BYTES": "64MiB"})
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[-1] == ("# resolved at start: memory_cache_bytes = 67108864, "
+                                            'disk_cache_dir = "off", disk_cache_bytes = 0')

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,3 +175,52 @@ def test_an_expired_file_is_a_stale_copy_until_too_old(
     run(fake, restarted, ttl=60, stale_ttl=3600, stale_if_error_ttl=86400,
         disk=DiskCache(tmp_path, 10_000_000))
     assert fake.count("user", "10006", 40) == 1  # the refresh, or the miss
+
+
+# --- several processes on one directory ------------------------------------------------
+
+_WRITER = """
+import asyncio, sys, time
+from pathlib import Path
+from qqavatar.avatars.disk import DiskCache, DiskEntry
+from qqavatar.avatars.model import etag_of
+
+directory, tag, rounds = Path(sys.argv[1]), sys.argv[2].encode(), int(sys.argv[3])
+
+async def main() -> None:
+    disk = DiskCache(directory, 1_000_000_000)
+    for n in range(rounds):
+        for k in range(4):
+            # Lengths differ between the writers and the rounds: a torn file would show.
+            body = tag * (5000 + 3000 * ((n + k) % 7))
+            disk.save(("user", str(10000 + k), 100, ""), DiskEntry(
+                body=body, content_type="image/png", is_default=False, size=100,
+                format="png", modified_at=1_600_000_000, expires_wall=time.time() + 600,
+                max_age=600, etag=etag_of(body)))
+        await disk.flush()
+
+asyncio.run(main())
+"""
+
+
+def test_two_processes_writing_the_same_files_never_show_half_a_file(tmp_path: Path) -> None:
+    """Workers and servers on one host share the directory: each write is a rename, so a
+    reader sees a whole file from one writer or the other, never a mix or a torn one."""
+    writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), tag, "150"])
+               for tag in ("a", "b")]
+    reader = DiskCache(tmp_path, 1_000_000_000)
+    seen: set[bytes] = set()
+    try:
+        while any(writer.poll() is None for writer in writers):
+            for k in range(4):
+                found = reader.read(key(k))
+                if found is not None:
+                    seen.add(found.body[:1])
+                    assert found.body == found.body[:1] * len(found.body)
+    finally:
+        for writer in writers:
+            writer.wait(timeout=60)
+    assert [writer.returncode for writer in writers] == [0, 0]
+    assert reader.corrupt == 0
+    assert seen == {b"a", b"b"}  # both writers were read from
+    assert not list(tmp_path.rglob("*.tmp"))  # every temporary file was renamed into place

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
 
 from qqavatar.avatars import AvatarService
+from qqavatar.avatars.disk import disk_bound
 from qqavatar.config import ConfigError
 from qqavatar.settings import DEFAULT_USER_ALTERNATES, DEFAULT_USER_URL, Settings
 
@@ -17,7 +19,9 @@ HEADIMG = "http://mirror.example/headimg_dl?dst_uin={qq}&spec={size}"
 
 @pytest.fixture(autouse=True)
 def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("QQAVATAR_UPSTREAM_USER_URL", "QQAVATAR_UPSTREAM_USER_URLS", "QQAVATAR_CONFIG"):
+    for name in ("QQAVATAR_UPSTREAM_USER_URL", "QQAVATAR_UPSTREAM_USER_URLS", "QQAVATAR_CONFIG",
+                 "QQAVATAR_DISK_CACHE_DIR", "QQAVATAR_DISK_CACHE_MAX_BYTES",
+                 "QQAVATAR_CACHE_MAX_BYTES"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -26,7 +30,33 @@ def test_defaults() -> None:
     assert (settings.negative_ttl, settings.stale_ttl, settings.stale_if_error_ttl) == (
         30, 86400, 604800)
     assert (settings.circuit_threshold, settings.circuit_cooldown) == (10, 30.0)
-    assert settings.disk_cache_dir is None and settings.disk_cache_max_bytes == 1024**3
+    assert settings.disk_cache_dir is None and settings.disk_cache_max_bytes is None
+    # The disk tier is on by default, in the data dir.
+    assert settings.disk_cache_path == settings.data_dir / "avatars"
+    assert settings.cache_max_bytes == 256 * 1024**2
+
+
+@pytest.mark.parametrize("raw", ["off", "OFF", " Off "])
+def test_off_turns_the_disk_tier_off(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("QQAVATAR_DISK_CACHE_DIR", raw)
+    settings = Settings()
+    assert settings.disk_cache_path is None
+    assert AvatarService.from_settings(settings).disk is None
+
+
+def test_the_disk_bound_is_1_gib_or_half_the_free_space(tmp_path: Path) -> None:
+    free = shutil.disk_usage(tmp_path).free
+    assert disk_bound(tmp_path / "not" / "made" / "yet", None) == min(1024**3, free // 2)
+    assert disk_bound(tmp_path, 5000) == 5000  # a configured bound is the operator's
+
+
+def test_the_default_service_has_a_disk_tier_in_the_data_dir(tmp_path: Path) -> None:
+    svc = AvatarService.from_settings(Settings(data_dir=tmp_path))
+    try:
+        assert svc.disk is not None and svc.disk.directory == tmp_path / "avatars"
+        assert svc.disk.max_bytes == disk_bound(tmp_path, None)
+    finally:
+        asyncio.run(svc.aclose())
 
 
 def test_tencent_primary_gets_tencent_alternates() -> None:

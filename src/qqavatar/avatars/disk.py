@@ -1,20 +1,25 @@
-"""The optional disk tier (`QQAVATAR_DISK_CACHE_DIR`): memory → disk → upstream.
+"""The disk tier (`QQAVATAR_DISK_CACHE_DIR`, on by default in `<data dir>/avatars`):
+memory → disk → upstream.
 
 Only the upstream's own images are kept (transcoded copies and identicons are cheap to
 make again); a restart reads them back instead of asking qlogo. One file per avatar,
 `<dir>/<kind>/<last two digits>/<number>-<size>.avatar`: a JSON header line (what the
 answer needs, the wall-clock expiry, and the ETag that doubles as a checksum), then the
-image bytes.
+image bytes. The memory tier in front is the hot set; the kernel's page cache keeps the
+warm files in memory, shared by every worker and server on the host, as nginx's does.
 
 - Writes are atomic: a temporary file in the same directory, then `os.replace`; a reader
-  sees the old file or the new one, never half of one.
+  (any worker, any server on the host) sees the old file or the new one, never half of one.
 - A file that does not parse, or whose body does not hash to its ETag, is removed and
   treated as absent.
-- The bound is `max_bytes` of files. Reading a file touches its mtime, so mtime order is
-  use order; past the bound the oldest files go until 90 % of it is left (the directory
-  is rescanned then, which also counts what other workers wrote).
-- Every file operation runs in a worker thread, never on the event loop. Writes are
-  fire-and-forget for the caller; `aclose` waits for those still running.
+- The bound is `max_bytes` of files (`disk_bound`: 1 GiB by default, less when the disk has
+  less free). A read renews a file's mtime when it is older than `RENEW_SECONDS`, so mtime
+  order is use order to that grain; past the bound the oldest files go until 90 % of it
+  is left (the directory is rescanned then, which also counts what other workers wrote).
+- Reads are `read`, inline on the event loop: an avatar file is a few KB, and from the page
+  cache one open-read-close costs a few µs, far less than a hop to a worker thread. Writes,
+  removals and scans run in worker threads; writes are fire-and-forget for the caller,
+  `aclose` waits for those still running.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +45,24 @@ TMP_SUFFIX = ".tmp"
 STALE_TMP_SECONDS = 60  # a temporary file older than this is a crashed write's leftover
 EVICT_TO = 0.9
 VERSION = 1
+RENEW_SECONDS = 60  # a read renews an older mtime (one metadata write per file a minute)
+DEFAULT_MAX_BYTES = 1024**3
+FREE_SHARE = 2  # unset bound: at most half of what the disk has free
+
+
+def disk_bound(directory: Path, configured: int | None) -> int:
+    """The tier's bound: the configured one, or 1 GiB, less when the disk holding
+    `directory` (or its nearest existing parent) has less than twice that free."""
+    if configured is not None:
+        return configured
+    place = directory.absolute()
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    try:
+        free = shutil.disk_usage(place).free
+    except OSError:
+        return DEFAULT_MAX_BYTES
+    return min(DEFAULT_MAX_BYTES, free // FREE_SHARE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +94,12 @@ class DiskCache:
         assert not variant and number.isascii() and number.isdigit(), key
         return self.directory / kind / number[-2:] / f"{number}-{size}{SUFFIX}"
 
+    def read(self, key: Key) -> DiskEntry | None:
+        """The stored entry of `key`, or None; blocking, but cheap from the page cache."""
+        return self._read(key)
+
     async def load(self, key: Key) -> DiskEntry | None:
+        """`read` in a worker thread."""
         return await asyncio.to_thread(self._read, key)
 
     def save(self, key: Key, entry: DiskEntry) -> None:
@@ -103,21 +132,29 @@ class DiskCache:
     def _read(self, key: Key) -> DiskEntry | None:
         path = self.path(key)
         try:
-            with open(path, "rb") as file:
-                raw = file.read()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         except OSError as exc:
             log.warning("disk cache: cannot read %s: %s", path, exc)
             return None
+        try:  # os.open/os.read: a third of what a Python file object costs per read
+            stat = os.fstat(fd)
+            raw = os.read(fd, stat.st_size + 1)  # +1: a file grown meanwhile fails to decode
+        except OSError as exc:
+            log.warning("disk cache: cannot read %s: %s", path, exc)
+            return None
+        finally:
+            os.close(fd)
         entry = _decode(raw, key)
         if entry is None:
             self.corrupt += 1
             log.warning("disk cache: removing corrupt file %s", path)
             self._remove(path)
             return None
-        with contextlib.suppress(OSError):
-            os.utime(path)  # recently used: evicted last
+        if time.time() - stat.st_mtime > RENEW_SECONDS:
+            with contextlib.suppress(OSError):
+                os.utime(path)  # recently used: evicted last
         return entry
 
     def _write(self, key: Key, entry: DiskEntry) -> None:

@@ -36,7 +36,7 @@ import httpx
 from .. import probes
 from .breaker import CircuitBreaker, CircuitState
 from .cache import AvatarCache
-from .disk import DiskCache, DiskEntry
+from .disk import DiskCache, DiskEntry, disk_bound
 from .errors import INVALID, UNAVAILABLE, NoAvatar, UpstreamError
 from .flight import SingleFlight
 from .identicon import render as render_identicon
@@ -105,7 +105,6 @@ class AvatarService:
         self.upstream_requests = 0
         self._upstream = Upstream(timeout=timeout, max_bytes=max_bytes, transport=transport)
         self._flights: SingleFlight[Key, Avatar] = SingleFlight()
-        self._disk_reads: SingleFlight[Key, Avatar | None] = SingleFlight(counted=False)
         self.shared: SharedTier | None = None
         self._shared_reads: SingleFlight[Key, Avatar | None] = SingleFlight(counted=False)
 
@@ -121,8 +120,9 @@ class AvatarService:
     @classmethod
     def from_settings(cls, settings: Settings) -> AvatarService:
         disk = None
-        if settings.disk_cache_dir is not None:
-            disk = DiskCache(settings.disk_cache_dir, settings.disk_cache_max_bytes)
+        directory = settings.disk_cache_path
+        if directory is not None:
+            disk = DiskCache(directory, disk_bound(directory, settings.disk_cache_max_bytes))
         return cls(
             user_url=settings.upstream_user_url,
             group_url=settings.upstream_group_url,
@@ -221,7 +221,6 @@ class AvatarService:
 
     async def aclose(self) -> None:
         await self._flights.aclose()
-        await self._disk_reads.aclose()
         await self._shared_reads.aclose()
         await self._upstream.aclose()
         if self.disk is not None:
@@ -243,8 +242,7 @@ class AvatarService:
         now = monotonic()
         entry = self.cache.lookup(key)
         if entry is None and self.disk is not None:
-            entry = await self._disk_reads.run(key, partial(self._from_disk, key))
-            now = monotonic()
+            entry = self._from_disk(key)
         if entry is None and self.shared is not None:
             entry = await self._shared_reads.run(key, partial(self._from_shared, key))
             now = monotonic()
@@ -433,12 +431,12 @@ class AvatarService:
 
     # --- the disk tier ----------------------------------------------------------------------
 
-    async def _from_disk(self, key: Key) -> Avatar | None:
+    def _from_disk(self, key: Key) -> Avatar | None:
+        """Read inline (disk.py: cheaper than a thread hop), so nothing lands meanwhile."""
         assert self.disk is not None
-        entry = await self.disk.load(key)
-        current = self.cache.peek(key)
-        if current is not None or entry is None:
-            return current  # fetched meanwhile: memory is newer
+        entry = self.disk.read(key)
+        if entry is None:
+            return None
         avatar = self._restore(entry)
         if monotonic() - avatar.expires_at >= max(self.stale_ttl, self.stale_if_error_ttl):
             self.disk.discard(key)

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..config import CONFIG_ENV, ConfigError, Entry, config_path, effective
-from ..settings import Settings
+if TYPE_CHECKING:
+    from ..config import ConfigError, Entry
+    from ..settings import Settings
+
+# `..config` and `..settings` load pydantic (a tenth of a second): `qqavatar --help` must
+# not pay for it, so they are imported where a command uses them.
+CONFIG_MODULE = "qqavatar.config"
 
 
 class ConfigProblem(click.ClickException):
@@ -32,12 +38,18 @@ class MainGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ConfigError as error:
-            raise ConfigProblem(error) from None
+        except Exception as error:
+            # Only a loaded configuration module can have raised its error.
+            config = sys.modules.get(CONFIG_MODULE)
+            if config is not None and isinstance(error, config.ConfigError):
+                raise ConfigProblem(error) from None
+            raise
 
 
 def _use_config_file(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
     if value is not None:
+        from ..config import CONFIG_ENV
+
         os.environ[CONFIG_ENV] = str(value.resolve())
 
 
@@ -54,7 +66,12 @@ config_file_option = click.option(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def config_command(as_json: bool) -> None:
     """Print the effective configuration, secrets masked, and where each value came from."""
-    entries = effective(Settings())
+    from ..config import config_path, effective
+    from ..settings import Settings
+
+    settings = Settings()
+    entries = effective(settings)
+    tiers = _cache_tiers(settings)
     path = config_path()
     file = str(path) if path is not None else None
     if as_json:
@@ -62,12 +79,28 @@ def config_command(as_json: bool) -> None:
             "config_file": file,
             "settings": {entry.name: entry.value for entry in entries},
             "sources": {entry.name: entry.source for entry in entries},
+            "resolved": tiers,
         }, ensure_ascii=False, indent=2))
         return
     click.echo(f"# qqavatar configuration; file: {file or 'none'} (environment wins over it)")
     width = max(len(entry.name) for entry in entries)
     for entry in entries:
         click.echo(_line(entry, width))
+    click.echo("# resolved at start: " + ", ".join(f"{name} = {_toml_value(value)}"
+                                                  for name, value in tiers.items()))
+
+
+def _cache_tiers(settings: Settings) -> dict[str, Any]:
+    """The avatar cache tiers a server with `settings` would run with (defaults resolved)."""
+    from ..avatars.disk import disk_bound
+
+    directory = settings.disk_cache_path
+    return {
+        "memory_cache_bytes": settings.cache_max_bytes,
+        "disk_cache_dir": str(directory.absolute()) if directory is not None else "off",
+        "disk_cache_bytes": 0 if directory is None
+        else disk_bound(directory, settings.disk_cache_max_bytes),
+    }
 
 
 def _line(entry: Entry, width: int) -> str:
