@@ -24,7 +24,8 @@ SDK = Path(__file__).parent.parent / "php" / "yesapi_sdk.php"
 USER = "App.QQ.UserImage"
 
 
-def run_sdk(host: str, app_key: str, secret: str, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def run_sdk(host: str, app_key: str, secret: str,
+            calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One php process making `calls` in turn; what the SDK's caller got from each."""
     php = shutil.which("php")
     if php is None:
@@ -36,6 +37,9 @@ def run_sdk(host: str, app_key: str, secret: str, calls: list[dict[str, Any]]) -
     assert done.returncode == 0, done.stderr
     results = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(results) == len(calls), done.stdout
+    for result in results:  # json_decode gave NULL: say what the body was
+        assert result["rs"] is not None or result["status"] == 200, \
+            (result["status"], base64.b64decode(result["body"])[:200])
     return results
 
 
@@ -54,9 +58,8 @@ def test_sdk_calls_answer_through_the_double_slash(server: RunningServer,
         assert result["head"].startswith("POST //?s="), result["head"]
         assert "Content-Type: multipart/form-data; boundary=" in result["head"]
         rs = result["rs"]
-        assert rs is not None, base64.b64decode(result["body"])[:200]
         assert (rs["ret"], rs["data"]["err_code"], rs["msg"]) == (200, 0, "")
-        assert result["auth_ok"] is True
+        assert result["auth_ok"] is result["auth_ok_objects"] is True
     user = results[0]["rs"]["data"]["img"]
     query = {"s": USER, "app_key": key, "qq": "10001", "size": "640"}
     image = server.client.get("/", params={**query, "sign": sorted_values_sign(query, secret)})
@@ -97,3 +100,27 @@ def test_refusals_reach_the_sdk_as_arrays(server: RunningServer,
     [unknown] = run_sdk(server.url, UNKNOWN_APP_KEY, "x" * 64, call)
     assert (unknown["rs"]["ret"], unknown["rs"]["msg"]) == (406, UNKNOWN_APP)
     assert "_auth" not in unknown["rs"]  # the server cannot sign for an app it does not know
+
+
+def test_error_envelopes_verify_only_as_objects(server: RunningServer,
+                                                signed_app: dict[str, Any]) -> None:
+    """A refused call of a known app carries `_auth` over `"data":{}` (PhalApi writes an
+    empty `data` as an object). json_decode($body, true) makes that `[]`, which json_encode
+    writes as `[]`: the array idiom cannot verify it; decoding as objects can."""
+    [refused] = run_sdk(server.url, signed_app["app_key"], signed_app["app_secret"],
+                        [{"service": USER, "params": {"qq": "abc", "output": "0"}}])
+    assert (refused["rs"]["ret"], refused["rs"]["data"]) == (400, [])
+    assert b'"data":{}' in base64.b64decode(refused["body"])
+    assert (refused["auth_ok"], refused["auth_ok_objects"]) == (False, True)
+
+
+def test_a_php_without_curl_is_named_not_mistaken(tmp_path: Path) -> None:
+    """`php -n` loads no extension: the script stops with its own exit code, which
+    run_sdk turns into a skip (a failure under QQAVATAR_STRICT=1), never a wrong answer."""
+    php = shutil.which("php")
+    if php is None:
+        pytest.skip("php-cli is not installed (CI installs php-cli php-curl)")
+    done = subprocess.run([php, "-n", str(SDK), "http://127.0.0.1:9", "K", "S", "[]"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (3, "")
+    assert "php-curl" in done.stderr

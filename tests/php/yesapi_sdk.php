@@ -10,8 +10,9 @@
 // Usage: php yesapi_sdk.php HOST APP_KEY APP_SECRET CALLS_JSON
 //   CALLS_JSON: [{"service": "...", "params": {...}}, ...]
 // Prints one JSON line per call: what json_decode gave the SDK's caller ("rs"), whether
-// `_auth` verifies with PHP's own json_encode, the raw body (base64) and the request head
-// curl sent.
+// `_auth` verifies with PHP's own json_encode of that array's `data` ("auth_ok") and of
+// `data` decoded as objects instead ("auth_ok_objects": an empty `{}` stays `{}`, which as
+// an array re-encodes as `[]`), the raw body (base64) and the request head curl sent.
 
 if (!function_exists('curl_init')) {
     fwrite(STDERR, "the PHP curl extension is not loaded (apt-get install php-curl)\n");
@@ -27,6 +28,14 @@ function sdk_sign(array $params, string $secret): string {
         $joined .= $value;
     }
     return strtoupper(md5($joined . $secret));
+}
+
+function auth_holds($envelope, $data, string $secret): ?bool {
+    if (!isset($envelope['_auth'])) {
+        return null;
+    }
+    $expected = md5(json_encode($data, JSON_UNESCAPED_UNICODE) . $envelope['_t'] . $secret);
+    return hash_equals($expected, $envelope['_auth']);
 }
 
 function sdk_call(string $host, string $appKey, string $appSecret, string $service, array $params): array {
@@ -54,14 +63,12 @@ function sdk_call(string $host, string $appKey, string $appSecret, string $servi
 foreach (json_decode($callsJson, true) as $call) {
     [$body, $head, $status] = sdk_call($host, $appKey, $appSecret, $call['service'], $call['params']);
     $rs = json_decode($body, true);
-    $authOk = null;
-    if (is_array($rs) && isset($rs['_auth'])) {
-        $expected = md5(json_encode($rs['data'], JSON_UNESCAPED_UNICODE) . $rs['_t'] . $appSecret);
-        $authOk = hash_equals($expected, $rs['_auth']);
-    }
+    $objects = json_decode($body);
     echo json_encode([
         'rs' => $rs,
-        'auth_ok' => $authOk,
+        'auth_ok' => is_array($rs) ? auth_holds($rs, $rs['data'], $appSecret) : null,
+        'auth_ok_objects' => is_object($objects)
+            ? auth_holds((array) $objects, $objects->data, $appSecret) : null,
         'status' => $status,
         'head' => $head,
         'body' => base64_encode((string) $body),
