@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
@@ -157,18 +158,22 @@ def check_disk(settings: Settings) -> Row:
 
     directory = settings.disk_cache_path
     if directory is None:
-        return Row("disk tier", OFF, "turned off (QQAVATAR_DISK_CACHE_DIR=off): memory only")
-    existing = directory.resolve()
+        return Row("disk tier", OFF, "off (QQAVATAR_DISK_CACHE_DIR=off): memory only")
+    shown = directory.absolute()
+    existing = shown
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent  # not made yet: the server creates it under here
-    usage = shutil.disk_usage(existing)
-    cap = disk_bound(directory, settings.disk_cache_max_bytes)
-    detail = (f"{directory.resolve()}: {usage.free} bytes free ({_human(usage.free)}), "
-              f"tier capped at {_human(cap)}")
-    if not os.access(existing, os.W_OK):
-        return Row("disk tier", WARN, f"{detail}; {existing} is not writable")
-    if usage.free < cap:
-        return Row("disk tier", WARN, f"{detail}; less free than the cap")
+    try:
+        free = shutil.disk_usage(existing).free
+        cap = disk_bound(directory, settings.disk_cache_max_bytes)
+        # A directory made and removed again: the one sure test of "may write here".
+        os.rmdir(tempfile.mkdtemp(prefix=".qqavatar-doctor-", dir=existing))
+    except OSError as exc:
+        return Row("disk tier", WARN, f"{shown}: {existing} is not writable ({exc.strerror}); "
+                                      "the server runs on memory only")
+    detail = f"{shown}: {free} bytes free ({_human(free)}), tier bound {_human(cap)}"
+    if free < cap:
+        return Row("disk tier", WARN, f"{detail}; less free than the bound")
     return Row("disk tier", OK, detail)
 
 
@@ -181,16 +186,29 @@ def _human(size: int) -> str:
     return f"{value:.1f} TiB"
 
 
+def check_admin_token(settings: Settings) -> Row:
+    """Where the dashboard's token comes from; never the token."""
+    from ..web.admin import access
+
+    try:
+        token = access.configured_token(settings)
+    except (access.TokenTooShort, OSError, UnicodeError) as exc:
+        return Row("admin token", WARN, f"dashboard off: {exc}")
+    if token is None:
+        return Row("admin token", OFF, f"not set, dashboard off: {access.TURN_ON}")
+    where = "QQAVATAR_ADMIN_TOKEN" if settings.admin_token else str(access.token_path(settings))
+    return Row("admin token", OK, f"set in {where} (not shown)")
+
+
 def plain_rows(settings: Settings) -> list[Row]:
-    """What needs no connection: shown as configured (the admin token never)."""
-    token = Row("admin token", OK, "set (not shown)") if settings.admin_token else \
-        Row("admin token", OFF, "not set: no admin dashboard (QQAVATAR_ADMIN_TOKEN)")
+    """What needs no connection, as the server will use it."""
     public = Row("public URL", OK, settings.public_url) if settings.public_url else \
-        Row("public URL", OFF, "not set: links use each request's own scheme and Host")
+        Row("public URL", OFF, "not set: links use QQAVATAR_ALLOWED_HOSTS or the address "
+                               "a connection reached")
     proxies = Row("trusted proxies", OK, settings.trusted_proxies) \
         if settings.trusted_proxies else \
         Row("trusted proxies", OFF, "none: X-Forwarded-For is not believed")
-    return [token, public, proxies]
+    return [check_admin_token(settings), public, proxies]
 
 
 async def run_checks(settings: Settings, timeout: float) -> list[Row]:

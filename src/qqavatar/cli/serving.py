@@ -14,12 +14,12 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..logs import resolve_format, uvicorn_log_config
-from ..settings import Settings
+if TYPE_CHECKING:  # imported when the server starts, not for `qqavatar --help`
+    from ..settings import Settings
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client in each worker
 
@@ -48,6 +48,8 @@ def server_options(command: F) -> F:
 
 def prepare_server(settings: Settings, workers: int) -> dict[str, Any]:
     """Set up metrics for `workers` processes; return uvicorn's `log_config`."""
+    from ..logs import resolve_format, uvicorn_log_config
+
     if workers > 1:
         os.environ[MULTIPROCESS_ENV] = str(_metrics_directory(settings.metrics_dir))
     else:
