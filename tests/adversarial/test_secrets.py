@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,11 +32,12 @@ from alembic import command
 from sqlalchemy import text
 
 from qqavatar.config import ConfigError
+from qqavatar.links.store import LinkKeyStore
 from qqavatar.protocol.sign import compute_sign
 from qqavatar.secretbox import PREFIX, SecretBox, SecretKeyError
 from qqavatar.settings import Settings
 from qqavatar.store.apps import AppStore
-from qqavatar.store.db import alembic_config, make_engine, migrate
+from qqavatar.store.db import alembic_config, make_engine, masked_url, migrate
 from qqavatar.store.testing import EngineFactory
 from tests.integration.test_api import assert_auth
 from tests.postgres_fixture import as_env, fresh_database
@@ -140,6 +143,74 @@ async def test_sealed_secret_moved_to_another_app_does_not_open(
                  "WHERE app_key = :b"), {"a": first.app_key, "b": second.app_key})
     with pytest.raises(SecretKeyError, match="damaged or was moved"):
         await store.get(second.app_key)
+
+
+async def raw_link_keys(engine: Any) -> dict[str, bytes]:
+    async with engine.connect() as connection:
+        rows = (await connection.execute(
+            text("SELECT app_key, link_key FROM app_link_keys"))).all()
+    return {app_key: bytes(stored) for app_key, stored in rows}
+
+
+@pytest.mark.anyio
+async def test_link_keys_are_sealed_like_app_secrets(engines: EngineFactory) -> None:  # noqa: F811
+    engine = engines()
+    await migrate(engine)
+    # A link key from before the key was set, then the key: the command seals it.
+    plain_app = await AppStore(engine, box=None).create("before the key")
+    plain_key = await LinkKeyStore(engine, box=None).get_or_create(plain_app.app_key)
+    assert plain_key is not None
+    box = SecretBox(KEY_A)
+    assert (await AppStore(engine, box=box).encrypt_secrets()).sealed == 2  # secret + link key
+    links = LinkKeyStore(engine, box=box)
+    app = await AppStore(engine, box=box).create("after")
+    made = await links.get_or_create(app.app_key)
+    assert made is not None and await links.rotate(app.app_key)
+    rotated = await links.get(app.app_key)
+    assert rotated is not None and rotated.secret != made.secret
+    raw = await raw_link_keys(engine)
+    for app_key, key in ((plain_app.app_key, plain_key), (app.app_key, rotated)):
+        assert raw[app_key].startswith(f"{PREFIX}{box.key_id}:".encode())
+        assert key.secret not in raw[app_key]
+        assert (await links.get(app_key) or plain_key).secret == key.secret  # opens again
+    assert {k: v.secret for k, v in (await links.all()).items()} == {
+        plain_app.app_key: plain_key.secret, app.app_key: rotated.secret}
+    # Under another key, or none, a sealed link key does not open: the app has no links.
+    assert await LinkKeyStore(engine, box=SecretBox(KEY_B)).get(app.app_key) is None
+    assert await LinkKeyStore(engine, box=None).get(app.app_key) is None
+    # Rotation of the operator's key moves link keys too.
+    count = await AppStore(engine, box=SecretBox(KEY_B)).encrypt_secrets(old_box=box)
+    assert (count.sealed, count.resealed) == (0, 4)
+    again = await LinkKeyStore(engine, box=SecretBox(KEY_B)).get(app.app_key)
+    assert again is not None and again.secret == rotated.secret
+
+
+def test_data_dir_and_database_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    old = os.umask(0)
+    try:
+        async def run() -> None:
+            engine = make_engine(f"sqlite:///{data / 'qqavatar.db'}")
+            try:
+                await migrate(engine)
+                await AppStore(engine, box=None).create("x")  # the -wal file exists now
+                modes = {path.name: stat.S_IMODE(path.stat().st_mode)
+                         for path in [data, *data.iterdir()]}
+                assert modes == {"data": 0o700, "qqavatar.db": 0o600,
+                                 "qqavatar.db-wal": 0o600, "qqavatar.db-shm": 0o600}, modes
+            finally:
+                await engine.dispose()
+
+        asyncio.run(run())
+    finally:
+        os.umask(old)
+
+
+def test_database_url_is_shown_without_its_password() -> None:
+    shown = masked_url("postgresql://qqavatar:s3cr%40t-pw@db.internal:5432/qqavatar")
+    assert shown == "postgresql://qqavatar:***@db.internal:5432/qqavatar"
+    assert masked_url("sqlite:////var/lib/qqavatar/qqavatar.db").endswith("qqavatar.db")
+    assert "pw" not in masked_url("postgresql://u:pw@[::1/x")  # unreadable: nothing shown
 
 
 def test_sqlite_widening_keeps_members_and_link_keys(tmp_path: Path) -> None:

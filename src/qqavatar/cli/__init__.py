@@ -106,27 +106,29 @@ def _serve(host: str, port: int, workers: int, server: ServerName = DEFAULT_SERV
 
     from ..settings import Settings
     from ..web.servers import run_granian
+    from .banner import banner_echo, database_line, first_app_line
     from .serving import dashboard_line, prepare_server
 
     settings = Settings()
     first, created = asyncio.run(_first_app(settings))
     base = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}"
-    click.echo(f"qqavatar {__version__} serving on {base}/")
-    click.echo(f"  database: {settings.effective_database_url}")
-    click.echo(f"  upstream: {settings.upstream_user_url}")
+    say = banner_echo(settings)  # JSON lines when the log is JSON
+    say(f"qqavatar {__version__} serving on {base}/")
+    say(database_line(settings))  # no password
+    say(f"  upstream: {settings.upstream_user_url}")
     if created:
-        click.echo(f"  created the first app '{first.name}':")
-        click.echo(f"    app_key    {first.app_key}")
+        say(first_app_line(settings, first.name))
+        say(f"    app_key    {first.app_key}")
         if sys.stdout.isatty():
-            click.echo(f"    app_secret {first.app_secret}")
+            say(f"    app_secret {first.app_secret}")
         else:  # stdout is a log (systemd, a container): no secret in it
-            click.echo(f"    app_secret (not printed to a log: qqavatar app show {first.app_key})")
+            say(f"    app_secret (not printed to a log: qqavatar app show {first.app_key})")
     else:
-        click.echo(f"  app_key of '{first.name}': {first.app_key}")
-    click.echo(f"  try: {base}/?s=App.QQ.UserImage&app_key={first.app_key}&qq=10001")
-    click.echo(dashboard_line(settings, base, sys.stdout.isatty()))  # stops on a short token
+        say(f"  app_key of '{first.name}': {first.app_key}")
+    say(f"  try: {base}/?s=App.QQ.UserImage&app_key={first.app_key}&qq=10001")
+    say(dashboard_line(settings, base, sys.stdout.isatty()))  # stops on a short token
     if settings.demo:
-        click.echo(f"  demo page with private avatar links: {base}/demo/comments")
+        say(f"  demo page with private avatar links: {base}/demo/comments")
     log_config = prepare_server(settings, workers)  # metrics files and logging, for workers
     if server == "granian":
         run_granian(host, port, workers, log_config)

@@ -6,6 +6,7 @@ is an implementation detail, so `make_engine` picks it.
 
 from __future__ import annotations
 
+import os
 import re
 import traceback
 from functools import cache
@@ -44,6 +45,14 @@ def async_url(url: str) -> URL:
     return parsed
 
 
+def masked_url(url: str) -> str:
+    """`url` to show (banners, logs): its password replaced by `***`."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ValueError:  # not a URL SQLAlchemy reads: show none of it
+        return "(unreadable URL)"
+
+
 def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
     """An async engine for `url`; `engine_kwargs` go to `create_async_engine`."""
     parsed = async_url(url)
@@ -55,10 +64,26 @@ def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
         return create_async_engine(parsed, **engine_kwargs)
     database = parsed.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(database))
     engine = create_async_engine(parsed, **engine_kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     return engine
+
+
+def _create_private(database: Path) -> None:
+    """The SQLite file's directory (0700) and the file (0600), whatever the umask, when they
+    do not exist yet: the file holds app secrets and member password hashes. SQLite gives
+    its -wal and -shm files the database file's mode."""
+    directory = database.parent
+    if not directory.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
+    try:
+        fd = os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.fchmod(fd, 0o600)  # the umask applies to os.open's mode; not to fchmod
+    os.close(fd)  # an empty file is an empty SQLite database
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
