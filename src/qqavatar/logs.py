@@ -30,6 +30,8 @@ from urllib.parse import unquote_plus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import identity
+
 LogFormat = Literal["json", "text"]
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("qqavatar_request_id", default=None)
@@ -70,7 +72,8 @@ def request_id_for(scope: Scope) -> str:
 
 
 def with_request_id(send: Send) -> Send:
-    """`send` that adds the current request id to the response headers (non-API pages)."""
+    """`send` that adds the current request id (and X-Served-By) to the response headers
+    (non-API pages)."""
     request_id = REQUEST_ID.get()
     if request_id is None:
         return send
@@ -78,6 +81,7 @@ def with_request_id(send: Send) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
+            headers.append(identity.SERVED_BY_RAW)
             headers.append((b"x-request-id", request_id.encode("ascii")))
             message = {**message, "headers": headers}
         await send(message)

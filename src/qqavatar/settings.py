@@ -201,6 +201,8 @@ class Settings(BaseSettings):
 
     # Base of private link URLs as the public reaches this server (behind a proxy).
     public_url: PublicUrl = None
+    # Named in every answer's X-Served-By header (qqavatar.identity); unset: the host name.
+    server_name: str | None = None
     # Host names this server answers to, for link URLs when public_url is unset: a request's
     # Host in the list is used as is, any other gets the first; unset: the address the
     # connection reached. An arbitrary Host is never used (docs/security.md, "_auth").
