@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from qqavatar.avatars import AvatarService, UpstreamError
-from qqavatar.avatars.errors import INVALID, TOO_LARGE
+from qqavatar.avatars.errors import INVALID, TOO_LARGE, UNAVAILABLE
 from qqavatar.avatars.upstream import Upstream
 from qqavatar.fakeqlogo import BOMB_BYTES, RunningFake, avatar_bytes, gzip_bomb, spawn
 from tests.unit.avatars_support import MiB, run
@@ -123,3 +123,53 @@ def test_a_gzip_bomb_stops_at_the_bound_as_it_inflates(fake: RunningFake) -> Non
     finally:
         tracemalloc.stop()
     assert peak < 6 * bound, f"peak {peak / MiB:.1f} MiB while inflating"
+
+
+# --- the breaker: the host's failures, not bad answers about single avatars ----------------
+
+
+@pytest.mark.parametrize("mode", ["html", "notimage", "truncated", "huge", "redirect_away"])
+def test_avatars_qlogo_refuses_do_not_open_the_breaker(fake: RunningFake, mode: str) -> None:
+    numbers = [str(31001 + i * 10) for i in range(10)]  # ten different avatars
+    fake.fault(mode, numbers=numbers)  # type: ignore[arg-type]
+
+    async def test(svc: AvatarService) -> None:
+        for number in numbers:
+            with pytest.raises(UpstreamError) as refused:
+                await svc.fetch("user", number, 100)
+            assert refused.value.err_code in (INVALID, TOO_LARGE)
+        assert svc.circuit_state == "closed"
+        assert (await svc.fetch("user", "31201", 100)).cache == "MISS"  # everyone else: fine
+
+    run(fake, test, negative_ttl=0, circuit_threshold=3)
+
+
+@pytest.mark.parametrize("mode", ["error500", "reset", "hang"])
+def test_host_failures_open_the_breaker(fake: RunningFake, mode: str) -> None:
+    fake.fault(mode)  # type: ignore[arg-type]
+
+    async def test(svc: AvatarService) -> None:
+        for number in ("31301", "31302", "31303"):
+            with pytest.raises(UpstreamError):
+                await svc.fetch("user", number, 100)
+        assert svc.circuit_state == "open"
+        with pytest.raises(UpstreamError) as fast:
+            await svc.fetch("user", "31304", 100)
+        assert fast.value.err_code == UNAVAILABLE
+
+    run(fake, test, negative_ttl=0, circuit_threshold=3, timeout=0.3)
+    assert fake.count("user", "31304", 100) == 0
+
+
+def test_host_failures_among_enough_answers_keep_it_closed(fake: RunningFake) -> None:
+    fake.fault("error500", numbers=[str(31401 + i * 10) for i in range(4)])
+
+    async def test(svc: AvatarService) -> None:
+        for i in range(4):  # one 500 for every two good answers: a third, under half
+            await svc.fetch("user", str(31501 + i * 10), 100)
+            await svc.fetch("user", str(31601 + i * 10), 100)
+            with pytest.raises(UpstreamError):
+                await svc.fetch("user", str(31401 + i * 10), 100)
+        assert svc.circuit_state == "closed"
+
+    run(fake, test, negative_ttl=0, circuit_threshold=3)

@@ -103,7 +103,10 @@ class AvatarService:
         self.negative = FailureMemory(negative_ttl)
         self.disk = disk
         self.upstream_requests = 0
-        self._upstream = Upstream(timeout=timeout, max_bytes=max_bytes, transport=transport)
+        # Redirects may lead to any template's host (an alternate's too), and nowhere else.
+        hosts = {httpx.URL(_format(template, "10001", 100)).host for template in self._breakers}
+        self._upstream = Upstream(timeout=timeout, max_bytes=max_bytes, hosts=hosts,
+                                  transport=transport)
         self._flights: SingleFlight[Key, Avatar] = SingleFlight()
         self.shared: SharedTier | None = None
         self._shared_reads: SingleFlight[Key, Avatar | None] = SingleFlight(counted=False)
@@ -379,7 +382,7 @@ class AvatarService:
                 if not exc.upstream_at_fault:  # we are the bottleneck, not this upstream
                     breaker.abandon()
                     raise
-                breaker.failure(key)
+                breaker.failure(key, host_fault=exc.host_fault)  # not a 404's
                 if breaker.state != "closed":
                     log.warning("upstream %s: circuit open for %.0f s after failures, "
                                 "the last: %s", template, breaker.retry_after, exc)
