@@ -76,7 +76,8 @@ def test_missing_required() -> None:
         ("A" * 31, "app_key.len应该大于或等于32, 但现在app_key.len = 31"),
         ("A" * 33, "app_key.len应该小于等于32, 但现在app_key.len = 33"),
         ("", "app_key.len应该大于或等于32, 但现在app_key.len = 0"),
-        ("中" * 31, "app_key.len应该大于或等于32, 但现在app_key.len = 31"),  # characters, not bytes
+        ("中" * 10, "app_key.len应该大于或等于32, 但现在app_key.len = 30"),  # bytes (strlen)
+        ("中" * 31, "app_key.len应该小于等于32, 但现在app_key.len = 93"),
     ],
 )
 def test_app_key_length(key: str, message: str) -> None:
@@ -86,7 +87,7 @@ def test_app_key_length(key: str, message: str) -> None:
 
 
 def test_app_key_exact_length_passes() -> None:
-    assert parse({"app_key": "中" * 32}, COMMON_RULES)["app_key"] == "中" * 32
+    assert parse({"app_key": "中" * 10 + "AB"}, COMMON_RULES)["app_key"] == "中" * 10 + "AB"
 
 
 @pytest.mark.parametrize("raw", ["40", "40.0", " 40", "40 ", "4e1", "+40", "040"])

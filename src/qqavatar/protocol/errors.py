@@ -61,6 +61,20 @@ def unknown_service(name: str) -> ApiError:
     return client_error(404, f"接口服务{echo(name)}不存在")
 
 
+def unknown_path(path: str) -> ApiError:
+    return client_error(404, f"路径{echo(path)}不存在")
+
+
+def illegal_service(name: str) -> ApiError:
+    """A service name with an empty part (`s=`, `App.QQ.`): PhalApi's `service (…) illegal`."""
+    return client_error(400, f"非法服务：{echo(name)}")
+
+
+def nested_value(name: str) -> ApiError:
+    """A parameter some rule reads, sent as a JSON array or object."""
+    return client_error(400, f"参数{echo(name)}不能是数组或对象")
+
+
 def unknown_app() -> ApiError:
     return client_error(406, "非法app_key，请核对你所在的接口域名")
 

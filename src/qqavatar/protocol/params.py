@@ -2,8 +2,12 @@
 
 PhalApi semantics kept here:
 - a default applies only when the key is absent; an empty string is a value;
+- string lengths are counted in bytes, as PhalApi's `strlen` (its rules name no `format`);
 - boolean: numeric strings are true when > 0, else only ok/true/success/on/yes;
 - enum: loose comparison, as PHP's `in_array` (`"40"` and `"40.0"` match 40).
+
+A parameter sent as a JSON array or object arrives as `NESTED`: a rule that reads it refuses
+it (`参数size不能是数组或对象`); a key no rule names is never read (docs/compatibility.md).
 """
 
 from __future__ import annotations
@@ -14,20 +18,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import errors
+from .numbers import client_int, php_number
 
 _TRUE_WORDS = frozenset({"ok", "true", "success", "on", "yes"})
-# PHP 8's numeric strings: optional surrounding whitespace, sign, decimal or exponent.
-_PHP_NUMERIC = re.compile(
-    r"[ \t\n\r\v\f]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?[ \t\n\r\v\f]*"
-)
 NUMBER_PATTERN = re.compile(r"[1-9][0-9]{4,11}")
 
 
-def php_number(value: str) -> float | None:
-    """The number PHP reads from a numeric string, or None when PHP calls it non-numeric."""
-    if _PHP_NUMERIC.fullmatch(value) is None:
-        return None
-    return float(value)
+class _Nested(str):
+    """The value of a parameter sent as a JSON array or object. Empty text: it adds nothing
+    to a sign over the values, as a key the server never reads should not."""
+
+    __slots__ = ()
+
+
+NESTED = _Nested()
+
+
+def _nested_or(name: str, raw: str) -> str:
+    if raw is NESTED:
+        raise errors.nested_value(name)
+    return raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +56,7 @@ class Rule:
             if self.required:
                 raise errors.missing(self.name)
             return self.default
-        return self.convert(raw)
+        return self.convert(_nested_or(self.name, raw))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +65,8 @@ class Str(Rule):
     max_len: int | None = None
 
     def convert(self, raw: str) -> Any:
-        length = len(raw)  # PhalApi counts characters (mb_strlen), not bytes
+        # PhalApi's strlen: bytes (its rules name no `format`, which would count characters).
+        length = len(raw) if raw.isascii() else len(raw.encode("utf-8", "surrogatepass"))
         if self.min_len is not None and length < self.min_len:
             raise errors.too_short(self.name, self.min_len, length)
         if self.max_len is not None and length > self.max_len:
@@ -68,10 +79,9 @@ class Enum(Rule):
     options: tuple[int, ...] = ()
 
     def convert(self, raw: str) -> Any:
-        if raw.isdigit() and raw.isascii() and raw[0] != "0":  # "40": no regex needed
-            value = int(raw)
-            if value in self.options:
-                return value
+        value = client_int(raw)  # "40": no regex needed
+        if value is not None and value in self.options:
+            return value
         number = php_number(raw)
         for option in self.options:
             if number == option:
@@ -128,6 +138,8 @@ def parse(params: Mapping[str, str], rules: Sequence[Rule]) -> dict[str, Any]:
     for rule in rules:
         raw = params.get(rule.name)
         if raw is not None:
+            if raw is NESTED:
+                raise errors.nested_value(rule.name)
             values[rule.name] = rule.convert(raw)
         elif rule.required:
             raise errors.missing(rule.name)

@@ -14,7 +14,7 @@ import hmac
 import re
 from collections.abc import Mapping
 
-from .params import php_number
+from .numbers import php_number
 
 _PHP_INT_KEY = re.compile(r"0|-?[1-9][0-9]{0,18}")
 # Names joined by U+FFFF, each ASCII and starting with a letter or "_": none can be numeric.

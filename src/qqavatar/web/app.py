@@ -3,6 +3,11 @@
 `/?s=App.QQ.UserImage` (or `service=`, which wins) and `/api/App/QQ/UserImage`
 become one service name and one dict of parameters. Raw ASGI on purpose: the
 avatar path is the hot path and needs no framework in between.
+
+Paths are read as a PHP host behind nginx reads them: a run of slashes is one slash
+(YesApi's PHP SDK asks for `//?s=…`). Every other path is a page (`routes`), its body read
+here within the pages' bounds (`pagebody`); a path no page has is HTTP 404 with the error
+envelope, which a YesApi client can read as any other refusal.
 """
 
 from __future__ import annotations
@@ -10,38 +15,47 @@ from __future__ import annotations
 import gc
 import logging
 import re
+import time
 
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
+from .. import identity
 from ..avatars import AvatarService
 from ..calls import ApiReply, ApiRequest
 from ..features import FEATURES
-from ..gateway import Gateway
+from ..gateway import JSON_TYPE, Gateway
 from ..logs import REQUEST_ID, log_access, request_id_for, with_request_id
+from ..protocol import errors
+from ..protocol.envelope import EMPTY_DATA, envelope
 from ..protocol.errors import ApiError
+from ..protocol.names import requested_service
 from ..redislink import RedisLink
 from ..runtime import Runtime
 from ..secretbox import box_for
 from ..settings import Settings
 from ..store.apps import AppRegistry, AppStore
 from ..store.db import make_engine, migrate
-from .request import CLOSE, UnreadBody, parse_query, read_params
+from .pagebody import page_refusal, read_page_body, replaying
+from .request import CLOSE, UnreadBody, has_body, parse_query, read_params
 from .routes import ROUTES
 
 log = logging.getLogger(__name__)
 
 _API_PATH = re.compile(r"/api/([A-Za-z0-9_]+(?:/[A-Za-z0-9_]+){1,2})/?")
 _ALLOWED_METHODS = ("GET", "POST", "HEAD")
+_SLASHES = re.compile(r"//+")
 
 
 class QQAvatarApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        identity.install(settings)  # X-Served-By of this process's answers
         self.access_log = settings.access_log
         self.gateway: Gateway | None = None
         self.runtime: Runtime | None = None
         self.pages = Starlette(routes=ROUTES)
+        self.pages.router.default = not_found
 
     async def startup(self) -> None:
         settings = self.settings
@@ -107,17 +121,20 @@ class QQAvatarApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.gateway is not None, "lifespan startup has not run"
         path: str = scope["path"]
+        if "//" in path:
+            path = merge_slashes(path)
+            scope = {**scope, "path": path}
         if path == "/":
             service = None
         else:
             match = _API_PATH.fullmatch(path)
             if match is None:
-                await self.pages(scope, receive, with_request_id(send))
+                await self._page(scope, receive, with_request_id(send))
                 return
             service = match.group(1).replace("/", ".")
         method = scope["method"]
         if method not in _ALLOWED_METHODS:
-            await _send(send, scope, _method_not_allowed(method))
+            await _send(send, scope, method_not_allowed(method, has_body(scope)))
             return
         try:
             params = await read_params(scope, receive, timeout=self.settings.client_timeout)
@@ -125,7 +142,11 @@ class QQAvatarApp:
             await _send(send, scope, refuse(self.gateway, scope.get("query_string", b""), error))
             return
         if service is None:
-            service = params.get("service") or params.get("s") or ""
+            try:
+                service = requested_service(params)
+            except ApiError as error:
+                await _send(send, scope, self.gateway.reject(params, error))
+                return
         headers = {name.decode("latin-1"): value.decode("latin-1")
                    for name, value in scope["headers"]}
         client = scope.get("client")
@@ -133,6 +154,29 @@ class QQAvatarApp:
                              scheme=scope.get("scheme", "http"), server=scope.get("server"))
         reply = await self.gateway.handle(request)
         await _send(send, scope, reply)
+
+    async def _page(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if has_body(scope):
+            try:
+                body = await read_page_body(scope, receive, self.settings.client_timeout)
+            except ApiError as error:
+                await _send(send, scope, page_refusal(error), request_id=False)
+                return
+            receive = replaying(body, receive)
+        await self.pages(scope, receive, send)
+
+
+def merge_slashes(path: str) -> str:
+    """`//api//App/QQ/UserImage` → `/api/App/QQ/UserImage` (nginx's merge_slashes)."""
+    return _SLASHES.sub("/", path)
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """A path no page has: HTTP 404, the body an error envelope (no app: no `_auth`)."""
+    error = errors.unknown_path(scope["path"])
+    body = envelope(error.ret, EMPTY_DATA, error.msg, int(time.time()), None)
+    await _send(send, scope, ApiReply(404, JSON_TYPE, body, [("Cache-Control", "no-store")]),
+                request_id=False)
 
 
 def refuse(gateway: Gateway, query_string: bytes | str, error: ApiError) -> ApiReply:
@@ -156,24 +200,29 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def _method_not_allowed(method: str) -> ApiReply:
+def method_not_allowed(method: str, with_body: bool) -> ApiReply:
+    """405; it closes the connection if the request sent a body (it is left unread)."""
     body = f"Method {method[:16]} Not Allowed".encode("ascii", "replace")
-    allow = [("Allow", ", ".join(_ALLOWED_METHODS))]
-    return ApiReply(405, "text/plain; charset=utf-8", body, allow)
+    headers = [("Allow", ", ".join(_ALLOWED_METHODS))]
+    if with_body:
+        headers.append(CLOSE)
+    return ApiReply(405, "text/plain; charset=utf-8", body, headers)
 
 
-async def _send(send: Send, scope: Scope, reply: ApiReply) -> None:
+async def _send(send: Send, scope: Scope, reply: ApiReply, *, request_id: bool = True) -> None:
+    """`request_id`: add X-Request-Id (pages have theirs added by `with_request_id`)."""
     headers = [
         (b"content-type", reply.content_type.encode("latin-1")),
         (b"x-content-type-options", b"nosniff"),
+        identity.SERVED_BY_RAW,
     ]
     if reply.status != 304:
         headers.append((b"content-length", str(len(reply.body)).encode("ascii")))
     headers += [(name.lower().encode("latin-1"), value.encode("latin-1"))
                 for name, value in reply.headers]
-    request_id = REQUEST_ID.get()
-    if request_id is not None:
-        headers.append((b"x-request-id", request_id.encode("ascii")))
+    rid = REQUEST_ID.get() if request_id else None
+    if rid is not None:
+        headers.append((b"x-request-id", rid.encode("ascii")))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     body = b"" if scope["method"] == "HEAD" or reply.status == 304 else reply.body
     await send({"type": "http.response.body", "body": body})

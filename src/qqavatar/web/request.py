@@ -1,21 +1,23 @@
 """HTTP → one flat dict of parameters: query string, then the body on top (body wins).
 
-Bodies may be urlencoded, multipart (fields only) or a JSON object. Values are
-text as PHP would see them: JSON scalars become PHP's string casts.
+A POST body is read as PhalApi reads it: a JSON object counts whatever the Content-Type
+(`protocol.jsonbody`); otherwise an urlencoded form (or a body with no Content-Type), or
+multipart (fields only). Other bodies, and bodies of other methods, are not read.
 
 Bounds, the same on both servers: at most `MAX_PARAMS` parameters; a body over
 `MAX_BODY_BYTES` is refused from its Content-Length before a byte of it is read (or, sent
 chunked, as soon as it grows past the cap); a body not complete within the client timeout
-is refused too, so a client dribbling one cannot hold a connection and its buffer. These
-are ret 400 envelopes: ret 413 is the quota's answer, and the SDK reads it as such. Those two
-refusals leave part of the body unsent or unread (`UnreadBody`): their answer closes the
-connection, so a client does not reuse it while the server is shutting it.
+is refused too, so a client dribbling one cannot hold a connection and its buffer, and so is
+one that takes more than `MAX_BODY_READS` reads (granian hands a chunked body over one wire
+chunk per await: 100 000 one-byte chunks cost seconds of a worker's time). These are ret 400
+envelopes: ret 413 is the quota's answer, and the SDK reads it as such. Those refusals leave
+part of the body unsent or unread (`UnreadBody`): their answer closes the connection, so a
+client does not reuse it while the server is shutting it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
@@ -23,21 +25,30 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope
 
 from ..protocol import errors
+from ..protocol.jsonbody import php_json_params
+from ..protocol.numbers import client_int
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_PARAMS = 256
+MAX_BODY_READS = 4096
 DEFAULT_BODY_TIMEOUT = 10.0  # seconds; the server passes QQAVATAR_CLIENT_TIMEOUT
 
 
 class UnreadBody(errors.ApiError):
-    """A body refused before its end (ret 400): the connection cannot carry another request."""
+    """A body refused before its end (ret 400): the connection cannot carry another request.
+    `status` is the HTTP status a page answers it with (the API answers an envelope)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, status: int = 400) -> None:
         super().__init__(400, errors.CLIENT_PREFIX + text)
+        self.status = status
 
 
-def body_too_large() -> UnreadBody:
-    return UnreadBody(f"请求体不能超过{MAX_BODY_BYTES}字节")
+def body_too_large(limit: int = MAX_BODY_BYTES) -> UnreadBody:
+    return UnreadBody(f"请求体不能超过{limit}字节", 413)
+
+
+def too_slow(timeout: float) -> UnreadBody:
+    return UnreadBody(f"请求体未在{timeout:g}秒内发送完毕", 408)
 
 
 CLOSE = ("connection", "close")
@@ -63,8 +74,10 @@ def parse_query(raw: bytes | str) -> dict[str, str]:
     return dict(pairs)  # a repeated name keeps its last value, as PHP does
 
 
-async def read_body(receive: Receive, timeout: float = DEFAULT_BODY_TIMEOUT) -> bytes:
-    """The whole body, within `timeout` seconds and `MAX_BODY_BYTES`; ApiError otherwise."""
+async def read_body(receive: Receive, timeout: float = DEFAULT_BODY_TIMEOUT,
+                    limit: int = MAX_BODY_BYTES) -> bytes:
+    """The whole body, within `timeout` seconds, `limit` bytes and `MAX_BODY_READS` reads;
+    UnreadBody otherwise."""
     chunks: list[bytes] = []
     size = 0
     try:
@@ -75,13 +88,15 @@ async def read_body(receive: Receive, timeout: float = DEFAULT_BODY_TIMEOUT) -> 
                     break
                 chunk = message.get("body", b"")
                 size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise body_too_large()
+                if size > limit:
+                    raise body_too_large(limit)
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     break
+                if len(chunks) >= MAX_BODY_READS:
+                    raise UnreadBody(f"请求体不能超过{MAX_BODY_READS}个分块")
     except TimeoutError:
-        raise UnreadBody(f"请求体未在{timeout:g}秒内发送完毕") from None
+        raise too_slow(timeout) from None
     return b"".join(chunks)
 
 
@@ -89,38 +104,25 @@ def declared_length(scope: Scope) -> int | None:
     """The Content-Length header as a number; None if absent or not one."""
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
-            return int(value) if value.isdigit() else None
+            return client_int(value)
     return None
 
 
-def _php_text(name: str, value: object) -> str:
-    """PHP's (string) cast of a decoded JSON scalar."""
-    if isinstance(value, str):
-        return value
-    if value is True:
-        return "1"
-    if value is False or value is None:
-        return ""
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-    raise errors.client_error(400, f"参数{errors.echo(name)}不能是数组或对象")
+def has_body(scope: Scope) -> bool:
+    """Does the request carry a body (a Content-Length over 0, or chunked)?"""
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
 
 
-def _parse_json(body: bytes) -> dict[str, str]:
-    try:
-        decoded = json.loads(body)
-    except (ValueError, RecursionError):
-        raise errors.client_error(400, "请求体不是合法的JSON") from None
-    if not isinstance(decoded, dict):
-        raise errors.client_error(400, "JSON请求体必须是一个对象")
-    if len(decoded) > MAX_PARAMS:
-        raise errors.client_error(400, f"参数不能超过{MAX_PARAMS}个")
-    return {str(name): _php_text(name, value) for name, value in decoded.items()}
+def media_type(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
 
 
-async def _parse_multipart(scope: Scope, body: bytes) -> dict[str, str]:
+async def _parse_multipart(content_type: str, body: bytes) -> dict[str, str]:
+    header = (b"content-type", content_type.encode("latin-1", "replace"))
+    scope = {"type": "http", "headers": [header]}
     sent = False
 
     async def replay() -> Message:
@@ -149,14 +151,25 @@ async def read_params(scope: Scope, receive: Receive, *,
     if length is not None and length > MAX_BODY_BYTES:
         raise body_too_large()  # before reading: the server closes the connection after
     body = await read_body(receive, timeout)
-    if not body:
+    return await add_body(params, Headers(scope=scope).get("content-type", ""), body)
+
+
+async def add_body(params: dict[str, str], content_type: str, body: bytes) -> dict[str, str]:
+    """`params` with the body's parameters on top."""
+    if not body or body == b"0":  # PHP's empty(): "0" is no body either
         return params
-    media_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
-    if media_type == "application/json" or media_type.endswith("+json"):
-        params.update(_parse_json(body))
-    elif media_type == "multipart/form-data":
-        params.update(await _parse_multipart(scope, body))
-    elif media_type in ("application/x-www-form-urlencoded", ""):
+    kind = media_type(content_type)
+    if kind == "multipart/form-data":  # PHP has no php://input for it: never JSON
+        params.update(await _parse_multipart(content_type, body))
+    elif (decoded := php_json_params(body)) is not None:
+        if len(decoded) > MAX_PARAMS:
+            raise errors.client_error(400, f"参数不能超过{MAX_PARAMS}个")
+        for name, value in decoded.items():
+            if value is None:
+                params.pop(name, None)
+            else:
+                params[name] = value
+    elif kind in ("application/x-www-form-urlencoded", ""):
         params.update(parse_query(body))
     if len(params) > MAX_PARAMS:
         raise errors.client_error(400, f"参数不能超过{MAX_PARAMS}个")

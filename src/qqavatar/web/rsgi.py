@@ -18,9 +18,12 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from .. import identity
 from ..calls import ApiReply, ApiRequest
 from ..logs import REQUEST_ID, new_request_id, request_id_for
 from ..protocol.errors import ApiError
+from ..protocol.names import requested_service
+from ..protocol.numbers import client_int
 from ..proxies import TrustedProxies
 from ..settings import Settings
 
@@ -29,13 +32,22 @@ from .app import (
     _ALLOWED_METHODS,
     _API_PATH,
     QQAvatarApp,
-    _method_not_allowed,
     freeze_heap,
+    merge_slashes,
+    method_not_allowed,
     refuse,
 )
-from .asgi_bridge import asgi_scope, latin1, receiver, run_asgi
+from .asgi_bridge import latin1, receiver, run_asgi
 from .replies import KeptReplies
-from .request import parse_query, read_params
+from .request import (
+    CLOSE,
+    MAX_BODY_BYTES,
+    add_body,
+    body_too_large,
+    parse_query,
+    read_body,
+    too_slow,
+)
 
 if TYPE_CHECKING:
     from granian._granian import RSGIHeaders
@@ -92,19 +104,50 @@ def request_id(headers: RSGIHeaders) -> str:
 def head_of(reply: ApiReply) -> list[tuple[str, str]]:
     """The response headers but the request id (the server adds Content-Length, none on a
     304, and leaves out the body of a HEAD answer)."""
-    return [("content-type", reply.content_type), _NOSNIFF, *reply.headers]
+    return [("content-type", reply.content_type), _NOSNIFF, identity.SERVED_BY, *reply.headers]
 
 
-def respond(proto: HTTPProtocol, reply: ApiReply, rid: str) -> list[tuple[str, str]]:
-    """Send `reply`; its `head_of` is returned (what a kept answer sends again)."""
+def respond(proto: HTTPProtocol, reply: ApiReply, rid: str,
+            close: bool = False) -> list[tuple[str, str]]:
+    """Send `reply` (`close`: and end the connection); its `head_of` is returned (what a kept
+    answer sends again)."""
     head = head_of(reply)
-    proto.response_bytes(reply.status, [*head, ("x-request-id", rid)], reply.body)
+    sent = [*head, ("x-request-id", rid), CLOSE] if close else [*head, ("x-request-id", rid)]
+    proto.response_bytes(reply.status, sent, reply.body)
     return head
 
 
 def conditional(headers: RSGIHeaders) -> bool:
     """Does the request ask for a 304 (its answer then depends on its headers)?"""
     return "if-none-match" in headers or "if-modified-since" in headers
+
+
+def unread_body(headers: RSGIHeaders) -> bool:
+    """Does a GET or HEAD carry a body? It is not read, so its answer closes the connection:
+    granian would close it after the answer anyway, now and then without saying so, and a
+    pooled client would send its next call down a dead connection."""
+    return "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
+
+
+async def read_rsgi_params(scope: Scope, headers: RSGIHeaders, proto: HTTPProtocol,
+                           timeout: float) -> dict[str, str]:
+    """`request.read_params` on RSGI. A body of declared length is read in one await, at wire
+    speed; a chunked one chunk by chunk (granian has no bound of its own on a whole body),
+    each read a round trip: `read_body` bounds how many."""
+    params = parse_query(scope.query_string)
+    declared = headers.get("content-length")
+    if declared is None or "transfer-encoding" in headers:
+        body = await read_body(receiver(proto), timeout)
+    else:
+        length = client_int(declared)
+        if length is None or length > MAX_BODY_BYTES:
+            raise body_too_large()
+        try:
+            async with asyncio.timeout(timeout):
+                body = await proto()
+        except TimeoutError:
+            raise too_slow(timeout) from None
+    return await add_body(params, headers.get("content-type", ""), body)
 
 
 class QQAvatarRSGI:
@@ -132,6 +175,8 @@ class QQAvatarRSGI:
             return
         app = self.app
         path = scope.path
+        if "//" in path:  # `//?s=…` is `/?s=…`, as `app` reads it
+            path = merge_slashes(path)
         kept_replies, gateway = self.kept, app.gateway
         key = None  # under which this request's answer is kept: GETs only
         if kept_replies is not None and gateway is not None and scope.method == "GET":
@@ -140,7 +185,8 @@ class QQAvatarRSGI:
             kept = kept_replies.get(key)
             if kept is not None:
                 headers = scope.headers
-                if not conditional(headers) and gateway.replay(kept[0]):
+                if (not conditional(headers) and not unread_body(headers)
+                        and gateway.replay(kept[0])):
                     rid_header = ("x-request-id", request_id(headers))
                     proto.response_bytes(kept[1], [*kept[2], rid_header], kept[3])
                     return
@@ -162,26 +208,33 @@ class QQAvatarRSGI:
         try:
             method = scope.method
             if method not in _ALLOWED_METHODS:
-                respond(proto, _method_not_allowed(method), rid)
+                respond(proto, method_not_allowed(method, unread_body(headers)), rid)
                 return
+            close = False
             try:
                 if method == "POST":
-                    params = await read_params(asgi_scope(scope), receiver(proto),
-                                               timeout=app.settings.client_timeout)
+                    params = await read_rsgi_params(scope, headers, proto,
+                                                    app.settings.client_timeout)
                 else:
                     params = parse_query(scope.query_string)
+                    if unread_body(headers):
+                        close, key = True, None  # an answer that closes is not kept
             except ApiError as error:  # the body was unreadable
                 respond(proto, refuse(gateway, scope.query_string, error), rid)
                 return
             if service is None:
-                service = params.get("service") or params.get("s") or ""
+                try:
+                    service = requested_service(params)
+                except ApiError as error:
+                    respond(proto, gateway.reject(params, error), rid)
+                    return
             client, scheme = peer_host(scope.client), scope.scheme
             if self.proxies:
                 client, scheme = self.proxies.apply(client, scheme, headers.items())
             request = ApiRequest(service, params, HeaderView(headers), client, method,
                                  scheme=scheme, server=scope.server)
             reply = await gateway.handle(request, keep=key is not None)
-            head = respond(proto, reply, rid)
+            head = respond(proto, reply, rid, close)
             if (reply.kept is not None and kept_replies is not None and key is not None
                     and not conditional(headers)):
                 kept_replies.put(key, reply, head)
