@@ -198,7 +198,7 @@ USER_LOGIN = Service(
              DataField("uuid", "string", "会员UUID (the member's uuid)", _EXAMPLE_SESSION[0][1]),
              DataField("token", "string", "登录凭证，64位 (the session token)",
                        _EXAMPLE_SESSION[1][1])),
-    errors=((1, members.NO_SUCH_MEMBER), (2, members.WRONG_PASSWORD)),
+    errors=((1, members.LOGIN_FAILED),),
 )
 USER_CHECK = Service(
     "App.User.Check", "检测会员登录态", rules=members.SESSION_RULES,

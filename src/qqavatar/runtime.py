@@ -13,6 +13,7 @@ from .calls import AppLike
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .limits.perclient import ClientLimits
     from .limits.quota import QuotaBook
     from .links import LinkRegistry
     from .members.service import MemberService
@@ -38,4 +39,5 @@ class Runtime:
     stats: StatsCollector | None = None  # set by the statistics feature
     members: MemberService | None = None  # set by the members feature
     quotas: QuotaBook | None = None  # set by the limits feature: calls today / this month
+    client_limits: ClientLimits | None = None  # set by the limits feature: per-client budgets
     redis: RedisLink | None = None  # QQAVATAR_REDIS_URL: state shared by every server

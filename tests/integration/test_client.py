@@ -281,10 +281,10 @@ def test_member_lifecycle(server: RunningServer, signed_app: dict[str, Any]) -> 
         assert (taken.value.err_code, taken.value.err_msg) == (1, "注册失败，该账号已被注册")
         with pytest.raises(BusinessError) as wrong:
             sdk.login("alice", "wrong")
-        assert (wrong.value.err_code, wrong.value.err_msg) == (2, "登录失败，密码错误或已被封号")
+        assert (wrong.value.err_code, wrong.value.err_msg) == (1, "登录失败，账号不存在或密码错误")
         with pytest.raises(BusinessError) as unknown:
             sdk.login("nobody", "x")
-        assert (unknown.value.err_code, unknown.value.err_msg) == (1, "登录失败，账号不存在")
+        assert (unknown.value.err_code, unknown.value.err_msg) == (1, "登录失败，账号不存在或密码错误")
 
         session = sdk.login("alice", "correct horse")
         assert session.uuid == uuid and len(session.token) == 64

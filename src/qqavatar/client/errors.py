@@ -132,7 +132,7 @@ class UpstreamUnavailable(ServiceError):
 
 
 class BusinessError(ServiceError):
-    """err_code > 0: a business failure, e.g. `登录失败，账号不存在`."""
+    """err_code > 0: a business failure, e.g. `登录失败，账号不存在或密码错误`."""
 
 
 CLIENT_ERRORS: Mapping[int, type[ClientError]] = {

@@ -15,7 +15,7 @@ from ..calls import Call, Result
 from ..members.guard import well_formed
 from ..members.service import LoginFailure, MemberService, MembersUnavailable
 from ..protocol import errors
-from ..protocol.member_rules import NAME_TAKEN, NO_SUCH_MEMBER, NOT_LOGGED_IN, WRONG_PASSWORD
+from ..protocol.member_rules import LOGIN_FAILED, NAME_TAKEN, NOT_LOGGED_IN
 from ..protocol.phpjson import dumps
 from ..runtime import Runtime
 
@@ -60,13 +60,15 @@ async def register(runtime: Runtime, call: Call) -> Result:
 
 @_needs_database
 async def login(runtime: Runtime, call: Call) -> Result:
-    outcome = await _members(runtime).login(
-        _app_key(call), call.values["username"], call.values["password"])
-    if outcome is LoginFailure.NO_SUCH_MEMBER:
-        return _answer(1, NO_SUCH_MEMBER, uuid="", token="")
-    if outcome is LoginFailure.WRONG_PASSWORD:
-        return _answer(2, WRONG_PASSWORD, uuid="", token="")
-    assert not isinstance(outcome, LoginFailure)
+    app_key, username = _app_key(call), call.values["username"]
+    throttle = runtime.client_limits
+    if throttle is not None:  # failed logins per address and per name (limits/perclient.py)
+        await throttle.check_login(call, app_key, username)
+    outcome = await _members(runtime).login(app_key, username, call.values["password"])
+    if isinstance(outcome, LoginFailure):
+        if throttle is not None:
+            await throttle.login_failed(call, app_key, username)
+        return _answer(1, LOGIN_FAILED, uuid="", token="")
     call.member = outcome.uuid  # a login makes the member active today
     return _answer(0, "", uuid=outcome.uuid, token=outcome.token)
 

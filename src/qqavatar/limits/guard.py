@@ -8,7 +8,7 @@ Redis round trip: only apps with a quota reserve their calls in Redis).
 
 The IP allow-list and bound domains guard the use of the `app_key`. A private
 link's view (`Gateway.handle_as`) presents no key: it is public by design, so
-only the rate limit and the quota apply to it.
+only the rate limit (counted per viewer: limits/perclient.py) and the quota apply to it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ..calls import Call
 from ..protocol import errors
 from ..proxies import client_address
 from ..store.apps import AppRecord
+from .perclient import client_key
 from .quota import QuotaBook
 from .rate import RateLimiter
 from .values import IPNetwork, host_of, in_networks, networks
@@ -42,8 +43,12 @@ class AdmissionGuard:
                 raise errors.ip_forbidden()
         if app.domains and key_presented and host_of(headers.get("host", "")) not in app.domains:
             raise errors.unknown_app()  # YesApi's answer for a key used on a foreign domain
-        if app.rate_limit is not None and not await self.rate.allow(app.app_key, app.rate_limit):
-            raise errors.rate_limited()
+        if app.rate_limit is not None:
+            # A view counts per viewer: viewers cannot use up the owner's own calls.
+            key = app.app_key if key_presented else \
+                f"{app.app_key}|{client_key(call, self.trusted_proxies)}"
+            if not await self.rate.allow(key, app.rate_limit):
+                raise errors.rate_limited()
 
     def replayable(self, call: Call) -> bool:
         app = call.app

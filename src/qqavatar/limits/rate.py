@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from time import monotonic
 
 from limits import RateLimitItem, RateLimitItemPerSecond
@@ -68,22 +68,43 @@ class RateLimiter:
         self._failures: tuple[type[Exception], ...] = (
             *(base if isinstance(base, tuple) else (base,)), StorageError, OSError, TimeoutError)
 
-    async def allow(self, app_key: str, per_second: int) -> bool:
-        """Count one call of the app; False when that would exceed `per_second`."""
-        item = _per_second(per_second)
+    async def allow(self, key: str, per_second: int) -> bool:
+        """Count one call under `key` (an app, or an app's viewer); False when that would
+        exceed `per_second`."""
+        return await self.count(_per_second(per_second), key)
+
+    async def count(self, item: RateLimitItem, key: str) -> bool:
+        """Count one hit of `item` under `key`; False (and nothing counted) over its limit."""
+        return await self._ask(self._hit, item, key)
+
+    async def within(self, item: RateLimitItem, key: str) -> bool:
+        """Is `key` still within `item`'s limit? Counts nothing."""
+        return await self._ask(self._test, item, key)
+
+    @staticmethod
+    async def _hit(limiter: MovingWindowRateLimiter, item: RateLimitItem, key: str) -> bool:
+        return await limiter.hit(item, key)
+
+    @staticmethod
+    async def _test(limiter: MovingWindowRateLimiter, item: RateLimitItem, key: str) -> bool:
+        return await limiter.test(item, key)
+
+    async def _ask(self, ask: Callable[[MovingWindowRateLimiter, RateLimitItem, str],
+                                       Awaitable[bool]],
+                   item: RateLimitItem, key: str) -> bool:
         if self._limiter is self._local:
-            return await self._limiter.hit(item, app_key)
+            return await ask(self._limiter, item, key)
         if self._retry_at is not None and self._clock() < self._retry_at:
-            return await self._local.hit(item, app_key)
+            return await ask(self._local, item, key)
         try:
             async with asyncio.timeout(2 * self._timeout):  # connect + one round trip
-                allowed = await self._limiter.hit(item, app_key)
+                allowed = await ask(self._limiter, item, key)
         except self._failures as exc:  # the storage's own errors: never fail the call for them
             if self._retry_at is None:
                 log.warning("rate limit: shared storage failed (%s); limiting per process "
                             "until it is back", type(exc).__name__)
             self._retry_at = self._clock() + self._retry_after
-            return await self._local.hit(item, app_key)
+            return await ask(self._local, item, key)
         if self._retry_at is not None:
             log.info("rate limit: shared storage works again")
             self._retry_at = None

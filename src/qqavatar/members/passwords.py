@@ -3,16 +3,18 @@
 Stored form: `scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>`. The cost travels with
 each hash, so raising it later keeps old hashes verifiable. Hashing costs about
 16 MiB and tens of milliseconds: call the `a*` variants from async code, which
-run it in a worker thread so the event loop keeps serving.
+run it on a small pool of its own so the event loop keeps serving.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 SCHEME = "scrypt"
 N, R, P = 2**14, 8, 1   # OWASP's minimum for scrypt (16 MiB)
@@ -48,9 +50,28 @@ def verify_password(secret: str, stored: str) -> bool:
         return False
 
 
+# Hashing has its own few threads: on the default pool (image checks, `format=`
+# conversions) a flood of logins would queue every other call's work behind 16 MiB KDFs.
+POOL_THREADS = 2
+_POOL = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="qqavatar-scrypt")
+
+
+@functools.cache
+def decoy() -> str:
+    """What an unknown name is checked against, so that it costs what a wrong password costs."""
+    return hash_password(secrets.token_hex(16))
+
+
 async def ahash_password(secret: str) -> str:
-    return await asyncio.to_thread(hash_password, secret)
+    return await asyncio.get_running_loop().run_in_executor(_POOL, hash_password, secret)
 
 
 async def averify_password(secret: str, stored: str) -> bool:
-    return await asyncio.to_thread(verify_password, secret, stored)
+    return await asyncio.get_running_loop().run_in_executor(
+        _POOL, verify_password, secret, stored)
+
+
+async def averify_decoy(secret: str) -> None:
+    """A check that fails, as slow as a real one (for a name that does not exist)."""
+    await asyncio.get_running_loop().run_in_executor(
+        _POOL, lambda: verify_password(secret, decoy()))

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from ..store.db import is_database_outage
 from ..store.members import MemberStore, UsernameTaken, new_token, token_hash
-from .passwords import ahash_password, averify_password
+from .passwords import ahash_password, averify_decoy, averify_password
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ class MemberService:
 
     async def login(self, app_key: str, username: str, password_md5: str) -> Login | LoginFailure:
         member = await self._db(self._store.find(app_key, username))
-        if member is None:
+        if member is None:  # as slow as a wrong password: the time tells no names apart
+            await averify_decoy(password_md5.lower())
             return LoginFailure.NO_SUCH_MEMBER
         if not await averify_password(password_md5.lower(), member.password_hash):
             return LoginFailure.WRONG_PASSWORD

@@ -15,8 +15,9 @@ USERNAME_MAX_LEN = 50
 _MD5 = re.compile(r"[0-9A-Fa-f]{32}")
 
 NAME_TAKEN = "注册失败，该账号已被注册"
-NO_SUCH_MEMBER = "登录失败，账号不存在"
-WRONG_PASSWORD = "登录失败，密码错误或已被封号"
+# One answer for an unknown name and a wrong password: YesApi documents no codes that tell
+# them apart, and two answers would tell anyone which names exist (docs/security.md).
+LOGIN_FAILED = "登录失败，账号不存在或密码错误"
 NOT_LOGGED_IN = "用户未登录，或登录态已过期"
 
 

@@ -1,0 +1,111 @@
+"""Per-client budgets: one address cannot spend what an app's other clients need.
+
+An app's rate limit is the app's, but some of its parts are public: anyone may view its
+private links, and App.User.Register/Login need only the (public) `app_key`. So the client
+address (after the trusted-proxy rule; an IPv6 client by its /64, which one holder owns)
+gets a budget of its own for those: link views and App.User.* calls per second, failed
+logins per minute (per address and per username). A link view counts against the app's
+rate limit per viewer, not in the app's own bucket. Over a budget only that client is
+refused (ret 408); counters live where the app rate limits live (Redis when configured).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
+
+from ..calls import Call
+from ..protocol import errors
+from ..protocol.errors import ApiError
+from ..proxies import client_address
+from .rate import RateLimiter
+from .values import IPNetwork
+
+NAMESPACE = "qqavatar-client"
+MEMBER_SERVICES = "App.User."
+
+
+@dataclass(frozen=True, slots=True)
+class Budgets:
+    """Per client address; 0 turns a budget off."""
+
+    views: int = 50            # private link views per second
+    members: int = 20          # App.User.* calls per second
+    failed_logins: int = 10    # failed logins per minute per username (3x per address)
+
+
+def too_many_logins() -> ApiError:
+    return errors.client_error(408, "登录失败次数过多，请稍后再试")
+
+
+def is_view(call: Call) -> bool:
+    """A private link's view: the server's own call for the app, no `app_key` presented."""
+    return "app_key" not in call.request.params
+
+
+def client_key(call: Call, trusted: Sequence[IPNetwork]) -> str:
+    """The calling client, as budgets count it."""
+    address = client_address(call.request.client,
+                             call.request.headers.get("x-forwarded-for"), trusted)
+    if address is None:
+        return "unknown"  # (every unknown client shares one budget)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class ClientLimits:
+    def __init__(self, rate: RateLimiter, trusted: Sequence[IPNetwork],
+                 budgets: Budgets = Budgets()) -> None:
+        self.rate = rate
+        self.trusted = tuple(trusted)
+        self.budgets = budgets
+        self._views = RateLimitItemPerSecond(max(budgets.views, 1), namespace=NAMESPACE)
+        self._members = RateLimitItemPerSecond(max(budgets.members, 1), namespace=NAMESPACE)
+        failed = max(budgets.failed_logins, 1)
+        self._failed_name = RateLimitItemPerMinute(failed, namespace=NAMESPACE)
+        self._failed_address = RateLimitItemPerMinute(3 * failed, namespace=NAMESPACE)
+
+    def client(self, call: Call) -> str:
+        return client_key(call, self.trusted)
+
+    async def __call__(self, call: Call) -> None:
+        """The guard: a view or App.User.* call over its client's budget is refused."""
+        if call.app is None:
+            return
+        if call.service.name.startswith(MEMBER_SERVICES):
+            if self.budgets.members and not await self.rate.count(
+                    self._members, "members:" + self.client(call)):
+                raise errors.rate_limited()
+        elif is_view(call) and self.budgets.views and not await self.rate.count(
+                self._views, "views:" + self.client(call)):
+            raise errors.rate_limited()
+
+    def replayable(self, call: Call) -> bool:
+        # Kept answers are API calls of avatars: neither views nor App.User.*.
+        return not is_view(call) and not call.service.name.startswith(MEMBER_SERVICES)
+
+    replay = None
+
+    def _login_keys(self, call: Call, app_key: str, username: str) -> tuple[str, str]:
+        return (f"login-address:{self.client(call)}",
+                f"login-name:{app_key}:{username.casefold()}")
+
+    async def check_login(self, call: Call, app_key: str, username: str) -> None:
+        """Refuse a login while its address or username has failed too often lately."""
+        if not self.budgets.failed_logins:
+            return
+        by_address, by_name = self._login_keys(call, app_key, username)
+        if not (await self.rate.within(self._failed_address, by_address)
+                and await self.rate.within(self._failed_name, by_name)):
+            raise too_many_logins()
+
+    async def login_failed(self, call: Call, app_key: str, username: str) -> None:
+        if not self.budgets.failed_logins:
+            return
+        by_address, by_name = self._login_keys(call, app_key, username)
+        await self.rate.count(self._failed_address, by_address)
+        await self.rate.count(self._failed_name, by_name)
