@@ -91,5 +91,5 @@ def dashboard_line(settings: Settings, base: str, on_terminal: bool) -> str:
     if not on_terminal:
         return f"  dashboard: {base}/admin (its token is in {where})"
     code = access.issue_sign_in_code(settings)
-    return (f"  dashboard: {base}/admin/login?code={code}\n"
-            f"    (a one-time sign-in link, for an hour; the token is in {where})")
+    return (f"  dashboard: {base}/admin/login?code={code} (a one-time sign-in link, for an "
+            f"hour; the token is in {where})")
