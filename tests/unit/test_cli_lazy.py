@@ -13,7 +13,8 @@ from qqavatar.cli import LAZY_COMMANDS, load_command, main
 
 # What the server, the database layer and the HTTP client bring in: none of it is
 # needed to print help.
-HEAVY = ("starlette", "sqlalchemy", "PIL", "httpx", "pydantic", "uvicorn", "granian", "jinja2")
+HEAVY = ("starlette", "sqlalchemy", "PIL", "httpx", "pydantic", "uvicorn", "granian", "jinja2",
+         "asyncio", "rich")
 
 PROBE = """
 import json, sys

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -17,6 +16,8 @@ T = TypeVar("T")
 def run_with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Open the configured database, migrate it, run `work`, close it; a failure ends the
     command with one line."""
+    import asyncio
+
     from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
