@@ -19,7 +19,7 @@ from qqavatar.avatars.disk import DiskEntry
 from qqavatar.avatars.errors import UpstreamError
 from qqavatar.avatars.model import Key, etag_of
 from qqavatar.avatars.shared import SharedTier, decode, encode, tier_key
-from qqavatar.fakeqlogo import RunningFake, spawn
+from qqavatar.fakeqlogo import RunningFake, avatar_bytes, spawn
 from qqavatar.redislink import RedisLink
 from tests.redis_fixture import RedisProcess
 from tests.server_fixture import free_port
@@ -70,7 +70,7 @@ async def shared_service(fake: RunningFake, redis: RedisProcess,
         await link.aclose()
 
 
-def entry(body: bytes = b"\x89PNG not decoded here", *, expires_in: float = 600,
+def entry(body: bytes = avatar_bytes("user", "10005", 0, 100), *, expires_in: float = 600,
           is_default: bool = False) -> DiskEntry:
     return DiskEntry(body=body, content_type="image/png", is_default=is_default, size=100,
                      format="png", modified_at=1_600_000_000,

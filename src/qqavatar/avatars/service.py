@@ -37,6 +37,7 @@ from .. import probes
 from .breaker import CircuitBreaker, CircuitState
 from .cache import AvatarCache
 from .disk import DiskCache, DiskEntry, disk_bound
+from .entrycheck import checked
 from .errors import INVALID, UNAVAILABLE, NoAvatar, UpstreamError
 from .flight import SingleFlight
 from .identicon import render as render_identicon
@@ -118,7 +119,8 @@ class AvatarService:
         # waiters wait as long before they fetch for themselves.
         self.shared = SharedTier(link, keep_after_expiry=max(self.stale_ttl,
                                                              self.stale_if_error_ttl),
-                                 lock_ttl=2 * self._upstream.total_timeout + 1)
+                                 lock_ttl=2 * self._upstream.total_timeout + 1,
+                                 max_bytes=self._upstream.max_bytes)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AvatarService:
@@ -437,7 +439,7 @@ class AvatarService:
     def _from_disk(self, key: Key) -> Avatar | None:
         """Read inline (disk.py: cheaper than a thread hop), so nothing lands meanwhile."""
         assert self.disk is not None
-        entry = self.disk.read(key)
+        entry = checked(self.disk.read(key), self._upstream.max_bytes, "disk tier")
         if entry is None:
             return None
         avatar = self._restore(entry)

@@ -8,7 +8,9 @@ Stored value: one binary string per avatar, `qqavatar:avatar:{kind:number:size}`
 braces are a Redis Cluster hash tag: the scripts below touch a key's lock and outcome in
 one slot). A fixed header (`_HEADER`: version, flags, size, Last-Modified, wall-clock
 expiry, max-age, the 16 bytes of the ETag digest, lengths), the content type, the raw
-image bytes; decoding checks the body against the ETag, as the disk tier does. The Redis
+image bytes; decoding checks the body against the ETag, as the disk tier does, and every
+copy read back passes the checks of an upstream answer before it is used (entrycheck.py:
+a Redis others can write to must not get text/html served as an avatar). The Redis
 expiry is the freshness left plus the longer stale window, so a copy stays for
 stale-while-revalidate and stale-if-error and then goes by itself.
 
@@ -47,6 +49,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .. import probes
 from .disk import DiskEntry
+from .entrycheck import STORED_MAX_BYTES, checked
 from .errors import UNAVAILABLE, UpstreamError
 from .model import Avatar, Key, etag_of
 
@@ -144,11 +147,14 @@ Waited = DiskEntry | UpstreamError | Literal["take over", "give up"]
 
 class SharedTier:
     """The Redis tier of one worker; `keep_after_expiry` is the longest stale window,
-    `lock_ttl` the longest a fetch may take (its waiters wait that long)."""
+    `lock_ttl` the longest a fetch may take (its waiters wait that long), `max_bytes` the
+    upstream's bound (a larger copy is refused)."""
 
     def __init__(self, link: RedisLink, *, keep_after_expiry: float, lock_ttl: float,
-                 poll_interval: float = POLL_INTERVAL) -> None:
+                 poll_interval: float = POLL_INTERVAL,
+                 max_bytes: int = STORED_MAX_BYTES) -> None:
         self.link = link
+        self.max_bytes = max_bytes
         self.keep_after_expiry = keep_after_expiry
         self.lock_ttl = lock_ttl
         self.poll_interval = poll_interval
@@ -297,7 +303,7 @@ class SharedTier:
         entry = decode(raw)
         if entry is None:
             log.warning("shared tier: ignoring a corrupt value under %s", name)
-        return entry
+        return checked(entry, self.max_bytes, f"shared tier {name}")
 
     @staticmethod
     def _lock_key(key: Key) -> str:
