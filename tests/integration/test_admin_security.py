@@ -20,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from qqavatar.web.admin.access import TokenTooShort
 from tests.server_fixture import RunningServer, free_port, wait_until_listening
 
 TOKEN = "security-test-admin-token-0123456789abcdef"
@@ -248,3 +249,20 @@ def test_a_server_started_otherwise_keeps_the_dashboard_off(tmp_path: Path,
     output = log_path.read_text(errors="replace")
     assert "admin dashboard off" in output and "at least 32" in output
     assert "short-token" not in output
+
+
+
+MAKE_TOKEN = re.compile(r"python -c '(import secrets; print\(secrets\.token_urlsafe\(32\)\))'")
+
+
+def test_the_token_command_we_give_makes_a_token_serve_takes(server: RunningServer) -> None:
+    """The command on the dashboard-off page, in serve's refusal and in the README, run."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    off_page = server.client.get("/admin").text
+    assert "The dashboard is off" in off_page
+    for text in (readme, str(TokenTooShort(3)), off_page):
+        match = MAKE_TOKEN.search(text)
+        assert match, text[:300]
+        made = subprocess.run([sys.executable, "-c", match.group(1)], capture_output=True,
+                              text=True, check=True, timeout=30).stdout.strip()
+        assert len(made) >= 32 and re.fullmatch(r"[A-Za-z0-9_-]+", made)
