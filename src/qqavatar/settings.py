@@ -166,7 +166,7 @@ class Settings(BaseSettings):
     negative_ttl: int = Field(default=30, ge=0)   # s an upstream failure is remembered per avatar
     stale_ttl: int = Field(default=86400, ge=0)   # s past expiry served STALE while refreshing
     stale_if_error_ttl: int = Field(default=7 * 86400, ge=0)  # s past expiry served on failure
-    circuit_threshold: int = Field(default=10, ge=1)  # different avatars failing in a row
+    circuit_threshold: int = Field(default=10, ge=1)  # host failures in a row (breaker.py)
     circuit_cooldown: float = Field(default=30.0, gt=0)  # s of failing fast before a probe
     disk_cache_dir: DiskDir = None          # unset: <data_dir>/avatars; "off": no disk tier
     disk_cache_max_bytes: ByteSize | None = None  # unset: 1 GiB, or half the disk's free space
