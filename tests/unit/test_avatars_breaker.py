@@ -20,6 +20,16 @@ def breaker(threshold: int = 3, cooldown: float = 10) -> tuple[CircuitBreaker, C
     return CircuitBreaker(threshold, cooldown, clock=clock), clock
 
 
+def probing() -> CircuitBreaker:
+    """A breaker opened by three avatars' host failures, its cool-down over, its probe sent."""
+    b, clock = breaker(cooldown=10)
+    for key in "abc":
+        b.failure(key)
+    clock.now += 10
+    assert b.allow()
+    return b
+
+
 def test_opens_after_threshold_different_keys_fail_in_a_row() -> None:
     b, _ = breaker()
     for key in ("a", "b"):
@@ -91,11 +101,7 @@ def test_bad_answers_about_single_avatars_never_open_it() -> None:
 
 
 def test_a_probe_answered_with_a_bad_avatar_closes_it() -> None:
-    b, clock = breaker()
-    for key in "abc":
-        b.failure(key)
-    clock.now += 10
-    assert b.allow()
+    b = probing()
     b.failure("d", host_fault=False)  # the host answered: it is back
     assert b.state == "closed" and b.allow()
 
@@ -115,22 +121,14 @@ def test_half_open_after_the_cooldown_lets_one_probe_through() -> None:
 
 
 def test_a_successful_probe_closes_it() -> None:
-    b, clock = breaker()
-    for key in "abc":
-        b.failure(key)
-    clock.now += 10
-    assert b.allow()
+    b = probing()
     b.success()
     assert b.state == "closed" and b.allow() and b.allow()
     assert b.retry_after == 0
 
 
 def test_a_failed_probe_opens_it_for_another_cooldown() -> None:
-    b, clock = breaker()
-    for key in "abc":
-        b.failure(key)
-    clock.now += 10
-    assert b.allow()
+    b = probing()
     b.failure("d")
     assert b.state == "open" and not b.allow()
     assert b.retry_after == 10
@@ -138,11 +136,7 @@ def test_a_failed_probe_opens_it_for_another_cooldown() -> None:
 
 
 def test_an_abandoned_probe_lets_the_next_one_go() -> None:
-    b, clock = breaker()
-    for key in "abc":
-        b.failure(key)
-    clock.now += 10
-    assert b.allow()
+    b = probing()
     b.abandon()
     assert b.allow()
 

@@ -1,6 +1,6 @@
 """Copies read back from the cache tiers are checked as an upstream answer is: a hostile
 entry (right checksum, wrong content) written into the real Redis or the disk tier is
-dropped and the avatar fetched again, never served."""
+dropped and the avatar fetched again, never served. (Redis: test_avatars_shared.py.)"""
 
 from __future__ import annotations
 
@@ -17,10 +17,7 @@ from PIL import Image
 from qqavatar.avatars.disk import DiskCache, DiskEntry
 from qqavatar.avatars.entrycheck import STORED_MAX_BYTES, checked, entry_fault, sniff
 from qqavatar.avatars.model import Key, etag_of
-from qqavatar.avatars.shared import encode, tier_key
 from qqavatar.fakeqlogo import RunningFake, avatar_bytes, spawn
-from qqavatar.redislink import RedisLink
-from tests.redis_fixture import RedisProcess
 from tests.unit.avatars_support import MiB, avatar_service
 
 PNG = avatar_bytes("user", "10005", 0, 100)
@@ -92,43 +89,8 @@ def fake() -> Iterator[RunningFake]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    process = RedisProcess(tmp_path_factory.mktemp("redis"))
-    yield process
-    process.stop()
-
-
 def number() -> str:
     return f"{10_000_000 + secrets.randbelow(10**8)}5"  # ends in 5: a PNG avatar
-
-
-@pytest.mark.redis
-@pytest.mark.anyio
-@pytest.mark.parametrize("name", ["html", "svg", "png labelled jpeg", "header injection",
-                                  "over the upstream bound"])
-async def test_a_hostile_copy_in_redis_is_not_served(
-        fake: RunningFake, redis_process: RedisProcess, name: str) -> None:
-    n = number()
-    key: Key = ("user", n, 100, "")
-    link = RedisLink(redis_process.url)
-    try:
-        async with avatar_service(fake) as svc:
-            svc.share_through(link)
-            assert svc.shared is not None
-            hostile = HOSTILE.get(name, OVER_UPSTREAM_BOUND)
-            await svc.shared.store(key, hostile)  # written as any Redis client could
-            assert await link.client.get(tier_key(key)) == encode(hostile)  # it is there
-            served = await svc.fetch("user", n, 100)
-            assert served.cache == "MISS" and served.upstream_fetch
-            assert served.avatar.body == avatar_bytes("user", n, 0, 100)
-            assert served.avatar.content_type == "image/png"
-            # The refetched copy replaced the hostile one for every other server.
-            again = await svc.shared.load(key)
-            assert again is not None and again.body == served.avatar.body
-    finally:
-        await link.aclose()
-    assert fake.count("user", n, 100) == 1
 
 
 @pytest.mark.anyio

@@ -24,6 +24,7 @@ from qqavatar.redislink import RedisLink
 from tests.redis_fixture import RedisProcess
 from tests.server_fixture import free_port
 from tests.unit.avatars_support import avatar_service
+from tests.unit.test_avatars_entry_check import HOSTILE, OVER_UPSTREAM_BOUND
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
@@ -275,3 +276,27 @@ async def test_redis_down_from_the_start_costs_nothing_but_sharing(fake: Running
         assert fake.count("user", n, 100) == 1  # the local single-flight still holds
     finally:
         await link.aclose()
+
+
+# --- hostile copies -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["html", "svg", "png labelled jpeg", "header injection",
+                                  "over the upstream bound"])
+async def test_a_hostile_copy_in_redis_is_not_served(
+        fake: RunningFake, redis_process: RedisProcess, name: str) -> None:
+    """Right checksum, wrong content (entrycheck.py): dropped, fetched again, replaced."""
+    n = number(5)  # a PNG avatar
+    key: Key = ("user", n, 100, "")
+    hostile = HOSTILE.get(name, OVER_UPSTREAM_BOUND)
+    async with shared_service(fake, redis_process) as svc:
+        assert svc.shared is not None
+        await svc.shared.store(key, hostile)  # written as any Redis client could
+        assert await svc.shared.link.client.get(tier_key(key)) == encode(hostile)
+        served = await svc.fetch("user", n, 100)
+        assert served.cache == "MISS" and served.upstream_fetch
+        assert served.avatar.body == avatar_bytes("user", n, 0, 100)
+        assert served.avatar.content_type == "image/png"
+        again = await svc.shared.load(key)  # what every other server now reads
+        assert again is not None and again.body == served.avatar.body
+    assert fake.count("user", n, 100) == 1
