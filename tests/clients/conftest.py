@@ -8,6 +8,7 @@ import pytest
 
 from tests.server_fixture import RunningServer
 
+USER = "App.QQ.UserImage"
 # A well-formed app_key no server has issued: what a client configured with a stale key sends.
 UNKNOWN_APP_KEY = "0123456789ABCDEF0123456789ABCDEF"
 SIGN_ERROR = "客户端非法请求：签名错误"

@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY
+from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
 from tests.clients.wire import Answer, exchange, host_port, sorted_values_sign
 from tests.server_fixture import RunningServer
 
-USER = "App.QQ.UserImage"
 # uvicorn's HTTP parser refuses the request line before the application sees it
 UVICORN_REFUSAL = (400, b"Invalid HTTP request received.")
 

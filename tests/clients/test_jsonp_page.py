@@ -7,16 +7,14 @@ of the answer are checked too (`callback(<envelope>)`, `_auth` over `data`).
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 from urllib.parse import urlencode
 
 from tests.browser import chromium_page
-from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY
-from tests.clients.wire import auth_holds, data_bytes, sorted_values_sign
+from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
+from tests.clients.wire import auth_holds, sorted_values_sign
 from tests.server_fixture import RunningServer
 
-USER = "App.QQ.UserImage"
 CALLBACK = "YesApiPage.onAvatar"  # a namespaced function, as pages keep their globals tidy
 
 
@@ -64,4 +62,4 @@ def test_answer_bytes(server: RunningServer, signed_app: dict[str, Any]) -> None
     prefix = CALLBACK.encode() + b"("
     assert reply.content.startswith(prefix) and reply.content.endswith(b")")
     envelope = reply.content[len(prefix):-1]
-    assert auth_holds(json.loads(envelope), data_bytes(envelope), secret)
+    assert auth_holds(envelope, secret)

@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY
+from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
 from tests.clients.wire import sorted_values_sign
 from tests.server_fixture import RunningServer
 
 SDK = Path(__file__).parent.parent / "php" / "yesapi_sdk.php"
-USER = "App.QQ.UserImage"
 
 
 def run_sdk(host: str, app_key: str, secret: str,

@@ -14,18 +14,15 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY
+from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
 from tests.clients.wire import (
     Answer,
     auth_holds,
-    data_bytes,
     exchange,
     host_port,
     sorted_values_sign,
 )
 from tests.server_fixture import RunningServer
-
-USER = "App.QQ.UserImage"
 
 
 def requests_get(base_url: str, api_url: str, app_key: str, secret: str,
@@ -53,7 +50,7 @@ def test_json_call_answers_and_verifies(server: RunningServer, signed_app: dict[
                           {"s": USER, "qq": "10001", "output": "0", "note": "中文 a+b&c=d/~*"})
     rs = answer.json()
     assert (answer.status, rs["ret"], rs["data"]["err_code"]) == (200, 200, 0), rs
-    assert auth_holds(rs, data_bytes(answer.body), secret)
+    assert auth_holds(answer.body, secret)
 
 
 @API_URLS

@@ -12,18 +12,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY
+from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
 from tests.clients.wire import (
     Answer,
     auth_holds,
-    data_bytes,
     exchange,
     host_port,
     sorted_values_sign,
 )
 from tests.server_fixture import RunningServer
 
-USER = "App.QQ.UserImage"
 REFERER = "https://servicewechat.com/wx0123456789abcdef/0/page-frame.html"
 
 
@@ -63,7 +61,7 @@ def test_signed_calls_answer(server: RunningServer, signed_app: dict[str, Any]) 
         assert answer.status == 200
         rs = answer.json()  # res.data
         assert (rs["ret"], rs["data"]["err_code"], rs["msg"]) == (200, 0, ""), rs
-        assert auth_holds(rs, data_bytes(answer.body), secret)
+        assert auth_holds(answer.body, secret)
 
 
 def test_api_host_with_a_trailing_slash(server: RunningServer, signed_app: dict[str, Any]) -> None:

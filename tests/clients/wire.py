@@ -115,15 +115,10 @@ def sorted_values_sign(params: Mapping[str, str], secret: str,
     return hashlib.md5(text.encode("utf-8")).hexdigest().upper()
 
 
-def auth_holds(envelope: Mapping[str, Any], data_json: bytes, secret: str) -> bool:
-    """`_auth` over the `data` bytes as the body carries them (see `data_bytes`)."""
-    expected = hashlib.md5(data_json + str(envelope["_t"]).encode() + secret.encode()).hexdigest()
+def auth_holds(body: bytes, secret: str) -> bool:
+    """`_auth` of an envelope body: md5 of the `data` bytes as written, `_t` and the secret.
+    The keys come in the order ret, data, msg, so `data` ends where `,"msg":` begins."""
+    envelope = json.loads(body)
+    data = body[body.index(b'"data":') + len(b'"data":'):body.rindex(b',"msg":')]
+    expected = hashlib.md5(data + str(envelope["_t"]).encode() + secret.encode()).hexdigest()
     return bool(envelope.get("_auth") == expected)
-
-
-def data_bytes(body: bytes) -> bytes:
-    """The bytes of `data` in an envelope body, as written (keys come in the order
-    ret, data, msg): what `_auth` hashes."""
-    start = body.index(b'"data":') + len(b'"data":')
-    end = body.rindex(b',"msg":')
-    return body[start:end]
