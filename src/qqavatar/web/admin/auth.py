@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...protocol.numbers import client_int
 from ...proxies import request_client
 from ..bearer import bearer_is
 from .access import dashboard_token
@@ -74,12 +75,10 @@ def session_valid(token: str, session: str | None, *, now: float | None = None) 
     if not session:
         return False
     body, _, mac = session.rpartition(".")
-    expires = body.partition(".")[0]
-    # ten ASCII digits: an expiry until the year 2286, never an unbounded int()
-    if not (expires.isascii() and expires.isdigit() and len(expires) <= 10) \
-            or not tokens_equal(mac, _mac(token, f"session:{body}")):
+    expires = client_int(body.partition(".")[0], max_digits=10)  # until the year 2286
+    if expires is None or not tokens_equal(mac, _mac(token, f"session:{body}")):
         return False
-    return int(expires) > (time.time() if now is None else now)
+    return expires > (time.time() if now is None else now)
 
 
 def csrf_token(token: str, session: str) -> str:

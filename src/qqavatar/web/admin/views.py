@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from ...limits.values import MAX_QUOTA
+from ...protocol.numbers import client_int
 from ...proxies import request_client
 from ...runtime import Runtime
 from ...stats.days import day_of
@@ -226,12 +227,9 @@ async def logout(request: Request) -> Response:
 
 
 def whole_number(text: str, maximum: int) -> int | None:
-    """A count from client text: ASCII digits only (not `²`, `①`, a sign or a space), at
-    most `maximum`, else None. Its length is checked first: int() never sees long text."""
-    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > len(str(maximum)):
-        return None
-    value = int(text)
-    return value if value <= maximum else None
+    """A count from client text, 0 to `maximum` (the protocol's bounded reader), else None."""
+    value = client_int(text, max_digits=len(str(maximum)))
+    return value if value is not None and value <= maximum else None
 
 
 def _days(request: Request, default: int, maximum: int) -> int | None:
