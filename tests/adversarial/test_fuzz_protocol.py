@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qqavatar.catalog import COMMON_RULES, GROUP_IMAGE, SERVICES, USER_IMAGE
 from qqavatar.protocol.envelope import envelope
 from qqavatar.protocol.errors import CLIENT_PREFIX, ApiError
 from qqavatar.protocol.params import parse
 from qqavatar.protocol.sign import compute_sign, verify_sign
-from qqavatar.catalog import COMMON_RULES, GROUP_IMAGE, USER_IMAGE
 from tests.server_fixture import RunningServer
 
 NAMES = st.sampled_from(["app_key", "qq", "group", "size", "output", "return_data", "callback",
@@ -31,6 +31,12 @@ VALUES = st.one_of(
     st.text(min_size=1000, max_size=3000),
 )
 PARAMS = st.dictionaries(NAMES, VALUES, max_size=8)
+# Past Python's 4 300-digit limit on int() of a digit string (issue 20: `size` was a 500).
+LONG_DIGITS = st.builds(lambda digit, n: digit * n, st.sampled_from("0123456789"),
+                        st.integers(min_value=4300, max_value=12000))
+# Every parameter any service reads, and the service names themselves.
+EVERY_NAME = sorted({rule.name for service in SERVICES.values()
+                     for rule in (*COMMON_RULES, *service.rules)} | {"s", "service"})
 
 
 @given(PARAMS)
@@ -46,6 +52,18 @@ def test_rules_only_ever_raise_client_errors(params: dict[str, str]) -> None:
             body = envelope(error.ret, b"{}", error.msg, 1, "secret")
             expected = re.sub("[\ud800-\udfff]", "\ufffd", error.msg)  # lone surrogates
             assert json.loads(body)["msg"] == expected
+
+
+@given(st.sampled_from(EVERY_NAME), LONG_DIGITS)
+@settings(max_examples=200, deadline=None)
+def test_long_digit_strings_in_every_parameter_of_every_service(name: str, digits: str) -> None:
+    for service in SERVICES.values():
+        for rules in (COMMON_RULES, service.rules):
+            try:
+                parse({name: digits}, rules)
+            except ApiError as error:
+                assert error.ret == 400 and error.msg.startswith(CLIENT_PREFIX)
+                assert len(error.msg) < 200
 
 
 @given(PARAMS, st.text(max_size=70))
@@ -118,6 +136,26 @@ def test_any_body(http: httpx.Client, app: dict[str, Any], body: bytes, content_
 def test_any_json_object(http: httpx.Client, app: dict[str, Any], payload: dict[str, Any]) -> None:
     response = http.post("/?s=App.QQ.UserImage&output=0",
                          json={"app_key": app["app_key"], **payload})
+    _assert_well_formed(response)
+
+
+@given(st.sampled_from(EVERY_NAME), LONG_DIGITS,
+       st.sampled_from(sorted(service.name for service in SERVICES.values())),
+       st.sampled_from(["query", "form", "json text", "json number"]))
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_long_digit_strings_in_every_parameter_through_the_server(
+        http: httpx.Client, app: dict[str, Any], name: str, digits: str, service: str,
+        carried: str) -> None:
+    base = {"s": service, "app_key": app["app_key"], "qq": "10001", "group": "10001",
+            "output": "0"}
+    if carried == "query":
+        response = http.get("/", params={**base, name: digits})
+    elif carried == "form":
+        response = http.post("/", data={**base, name: digits})
+    else:  # a JSON string, or the digits as a JSON number (PHP: a float, INF past its range)
+        body = json.dumps({**base, name: digits}) if carried == "json text" else \
+            json.dumps(base)[:-1] + f', "{name}": {digits}}}'
+        response = http.post("/", content=body.encode(), headers={"content-type": "text/plain"})
     _assert_well_formed(response)
 
 
