@@ -14,7 +14,7 @@ import pytest
 
 from qqavatar.avatars import AvatarService, UpstreamError
 from qqavatar.avatars.errors import INVALID, TOO_LARGE, UNAVAILABLE
-from qqavatar.avatars.upstream import Upstream
+from qqavatar.avatars.upstream import Upstream, redirect_target
 from qqavatar.fakeqlogo import BOMB_BYTES, RunningFake, avatar_bytes, gzip_bomb, spawn
 from tests.unit.avatars_support import MiB, run
 
@@ -173,3 +173,30 @@ def test_host_failures_among_enough_answers_keep_it_closed(fake: RunningFake) ->
         assert svc.circuit_state == "closed"
 
     run(fake, test, negative_ttl=0, circuit_threshold=3)
+
+
+@pytest.mark.parametrize(("location", "followed"), [
+    ("/g?b=qq&nk=1&s=100", "http://q1.qlogo.cn/g?b=qq&nk=1&s=100"),
+    ("https://Q1.QLOGO.CN/g", "https://q1.qlogo.cn/g"),
+    ("http://thirdqq.qlogo.cn/g", "http://thirdqq.qlogo.cn/g"),
+    ("http://169.254.169.254/latest/meta-data/", None),
+    ("//evil.example/g", None),
+    ("http://q1.qlogo.cn.evil.example/g", None),
+    ("file:///etc/passwd", None),
+    ("javascript:alert(1)", None),
+    ("//xn--/g", None),  # not IDNA
+    ("http://[", None),
+    ("", "http://q1.qlogo.cn/g?b=qq&nk=1&s=100"),  # the same URL: counted as a hop
+])
+def test_where_a_redirect_may_lead(location: str, followed: str | None) -> None:
+    url = "http://q1.qlogo.cn/g?b=qq&nk=1&s=100"
+    answer = httpx.Response(302, headers={"location": location},
+                            request=httpx.Request("GET", url))
+    allowed = frozenset({"q1.qlogo.cn", "thirdqq.qlogo.cn"})
+    if followed is None:
+        with pytest.raises(UpstreamError) as refused:
+            redirect_target(url, answer, allowed)
+        assert refused.value.err_code == INVALID and "not a template host" in \
+            refused.value.detail
+    else:
+        assert str(redirect_target(url, answer, allowed)) == followed

@@ -121,7 +121,7 @@ class Upstream:
             async with self._client.stream("GET", target) as response:
                 if not response.is_redirect:
                     return await self._read(url, response)
-                target = _redirect_target(url, response, allowed)
+                target = redirect_target(url, response, allowed)
         raise UpstreamError(INVALID, detail=f"{url}: more than {MAX_REDIRECTS} redirects")
 
     async def _read(self, url: str, response: httpx.Response) -> Fetched:
@@ -157,14 +157,15 @@ class Upstream:
         )
 
 
-def _redirect_target(url: str, response: httpx.Response, allowed: frozenset[str]) -> httpx.URL:
+def redirect_target(url: str, response: httpx.Response, allowed: frozenset[str]) -> httpx.URL:
     """Where a redirect leads, if that is a template host over HTTP(S); else INVALID."""
     location = response.headers.get("location", "")
     try:
         target = response.url.join(location)
-    except httpx.InvalidURL:
-        target = None
-    if target is None or target.scheme not in ("http", "https") or target.host not in allowed:
+        host = target.host  # decoded here: IDNA may fail
+    except (httpx.InvalidURL, ValueError):  # ValueError: a host IDNA cannot read
+        target, host = None, ""
+    if target is None or target.scheme not in ("http", "https") or host not in allowed:
         raise UpstreamError(INVALID, detail=f"{url}: redirect to {location[:200]!r} refused "
                                             "(not a template host)")
     return target
