@@ -5,14 +5,7 @@
 
 [$_, $base, $appKey, $secret, $casesJson] = $argv;
 
-function yesapi_sign(array $params, string $secret): string {
-    ksort($params);
-    $text = '';
-    foreach ($params as $value) {
-        $text .= $value;
-    }
-    return strtoupper(md5($text . $secret));
-}
+require_once __DIR__ . '/yesapi_sign.php';
 
 foreach (json_decode($casesJson, true) as $case) {
     $params = $case['params'];

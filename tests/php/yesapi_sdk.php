@@ -21,14 +21,7 @@ if (!function_exists('curl_init')) {
 
 [$_, $host, $appKey, $appSecret, $callsJson] = $argv;
 
-function sdk_sign(array $params, string $secret): string {
-    ksort($params);
-    $joined = '';
-    foreach ($params as $value) {
-        $joined .= $value;
-    }
-    return strtoupper(md5($joined . $secret));
-}
+require_once __DIR__ . '/yesapi_sign.php';
 
 function auth_holds($envelope, $data, string $secret): ?bool {
     if (!isset($envelope['_auth'])) {
@@ -43,7 +36,7 @@ function sdk_call(string $host, string $appKey, string $appSecret, string $servi
     unset($params['sign']);
     $params['s'] = $service;
     $params['app_key'] = $appKey;
-    $params['sign'] = sdk_sign($params, $appSecret);
+    $params['sign'] = yesapi_sign($params, $appSecret);
 
     $ch = curl_init();
     curl_setopt($ch, CURLOPT_URL, $url);
