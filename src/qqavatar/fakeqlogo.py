@@ -664,9 +664,25 @@ def spawn(host: str = "127.0.0.1", port: int = 0, *, timeout: float = 15) -> Run
     return RunningFake(match[1], stop)
 
 
+_HELP_URLS = """\
+URLs it serves (BASE is printed at start: "fake qlogo listening on BASE"):
+  BASE/g?b=qq&nk=<qq>&s=<size>             user avatar
+  BASE/gh/<group>/<group>/<size>/          group avatar
+  BASE/headimg_dl?dst_uin=<qq>&spec=<size> user avatar, the alternate upstream
+  BASE/_fake/stats, /_fake/reset, /_fake/fault, /_fake/injected   test controls
+Numbers ending in 0 have no avatar of their own (the default penguin).
+
+Point qqavatar at it:
+  QQAVATAR_UPSTREAM_USER_URL='BASE/g?b=qq&nk={qq}&s={size}'
+  QQAVATAR_UPSTREAM_GROUP_URL='BASE/gh/{group}/{group}/{size}/'
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m qqavatar.fakeqlogo",
-                                     description="A fake of Tencent's qlogo avatar CDN.")
+                                     description="A fake of Tencent's qlogo avatar CDN.",
+                                     epilog=_HELP_URLS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     args = parser.parse_args(argv)

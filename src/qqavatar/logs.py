@@ -81,7 +81,8 @@ def with_request_id(send: Send) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
-            headers.append(identity.SERVED_BY_RAW)
+            if identity.SERVED_BY_RAW not in headers:  # an envelope page has it already
+                headers.append(identity.SERVED_BY_RAW)
             headers.append((b"x-request-id", request_id.encode("ascii")))
             message = {**message, "headers": headers}
         await send(message)
