@@ -12,6 +12,8 @@ from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive
 
+from ..protocol.numbers import client_int
+
 if TYPE_CHECKING:
     from granian._granian import RSGIHTTPProtocol as HTTPProtocol
     from granian.rsgi import Scope
@@ -28,9 +30,10 @@ def latin1(text: str) -> bytes:
 
 def _address(text: str) -> tuple[str, int] | None:
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
+    number = client_int(port, max_digits=5)
+    if not host or number is None:
         return None
-    return host.strip("[]"), int(port)
+    return host.strip("[]"), number
 
 
 def asgi_scope(scope: Scope) -> dict[str, Any]:
