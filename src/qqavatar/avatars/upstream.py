@@ -111,7 +111,7 @@ class Upstream:
             raise error from None
         except httpx.TransportError as exc:  # connect refused, reset, protocol errors
             raise UpstreamError(CONNECT, detail=f"{url}: {exc!r}") from None
-        except httpx.HTTPError as exc:  # bad content encoding, redirect loops
+        except httpx.HTTPError as exc:  # anything else httpx refuses in an answer
             raise UpstreamError(INVALID, detail=f"{url}: {exc!r}") from None
 
     async def _fetch(self, url: str) -> Fetched:
