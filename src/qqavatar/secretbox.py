@@ -106,9 +106,10 @@ class SecretBox:
         key_id, _, blob = stored[len(PREFIX):].partition(":")
         if key_id != self.key_id:
             raise SecretKeyError(
-                f"app secrets were encrypted with key id {key_id}, but QQAVATAR_SECRET_KEY has "
-                f"key id {self.key_id}: set the key they were encrypted with (or re-encrypt "
-                "them with `qqavatar app encrypt-secrets --old-key`)")
+                f"the app_secret of app {app_key[:8]}… is encrypted with key id {key_id}, but "
+                f"QQAVATAR_SECRET_KEY has key id {self.key_id}: set the key it was encrypted "
+                "with (after a rotation: `qqavatar app encrypt-secrets --old-key -`), or delete "
+                "the app (`qqavatar app delete`) if no one has that key")
         try:
             raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
             plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:],
