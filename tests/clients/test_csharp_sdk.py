@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
+from tests.clients.calls import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
 from tests.clients.wire import (
     Answer,
     auth_holds,

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tests.browser import chromium_page
-from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
+from tests.clients.calls import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
 from tests.clients.wire import auth_holds, sorted_values_sign
 from tests.server_fixture import RunningServer
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
+from tests.clients.calls import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
 from tests.clients.wire import sorted_values_sign
 from tests.server_fixture import RunningServer
 

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
+from tests.clients.calls import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
 from tests.clients.wire import (
     Answer,
     auth_holds,

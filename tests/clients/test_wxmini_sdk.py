@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.clients.conftest import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
+from tests.clients.calls import SIGN_ERROR, UNKNOWN_APP, UNKNOWN_APP_KEY, USER
 from tests.clients.wire import (
     Answer,
     auth_holds,
