@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import os
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from qqavatar.web.admin.access import TokenTooShort
+from tests.integration.test_first_run import environment
 from tests.server_fixture import RunningServer, free_port, wait_until_listening
 
 TOKEN = "security-test-admin-token-0123456789abcdef"
@@ -204,20 +204,11 @@ def test_docs_pages_carry_the_dashboards_csp_and_frame_headers(direct: RunningSe
         assert page.headers["referrer-policy"] == "same-origin"
 
 
-def _environment(data_dir: Path, fake_qlogo: Any, **extra: str) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("QQAVATAR_") or name == "QQAVATAR_DATABASE_URL"}
-    return {**env, "QQAVATAR_DATA_DIR": str(data_dir),
-            "QQAVATAR_UPSTREAM_USER_URL": fake_qlogo.url + "/g?b=qq&nk={qq}&s={size}",
-            "QQAVATAR_UPSTREAM_GROUP_URL": fake_qlogo.url + "/gh/{group}/{group}/{size}/",
-            **extra}
-
-
 def test_serve_refuses_a_short_token_with_one_line(tmp_path: Path, fake_qlogo: Any) -> None:
     short = "x" * 31
     done = subprocess.run(
         [sys.executable, "-m", "qqavatar", "serve", "--port", str(free_port())],
-        env=_environment(tmp_path, fake_qlogo, QQAVATAR_ADMIN_TOKEN=short),
+        env=environment(tmp_path, fake_qlogo, QQAVATAR_ADMIN_TOKEN=short),
         capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 1
     errors = done.stderr.strip().splitlines()
@@ -234,7 +225,7 @@ def test_a_server_started_otherwise_keeps_the_dashboard_off(tmp_path: Path,
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "qqavatar.web.app:create_app",
              "--port", str(port)],
-            env=_environment(tmp_path, fake_qlogo, QQAVATAR_ADMIN_TOKEN="short-token"),
+            env=environment(tmp_path, fake_qlogo, QQAVATAR_ADMIN_TOKEN="short-token"),
             stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
