@@ -23,7 +23,7 @@ from .protocol import errors
 from .protocol.envelope import Data, Digest, envelope, is_valid_callback, jsonp
 from .protocol.errors import ApiError
 from .protocol.params import parse, parse_bool
-from .protocol.sign import verify_sign
+from .protocol.sign import HMAC_SHA256, YESAPI, check_strong_sign, verify_sign
 from .runtime import Runtime
 from .store.db import is_database_outage
 
@@ -204,7 +204,7 @@ class Gateway:
         values = parse(params, service.rules)
         if app is None:
             raise errors.unknown_app()
-        _check_sign(app, params, common["sign"])
+        _check_sign(app, service, params, common["sign"], self.clock)
         return Call(service, common | values, request, app, shape.image_mode)
 
     def _on_behalf(self, shape: _Shape, service: Service, request: ApiRequest,
@@ -253,8 +253,11 @@ class Gateway:
         return ApiReply(http_status, content_type, body, [("Cache-Control", "no-store")])
 
 
-def _check_sign(app: AppLike, params: dict[str, str], sign: str | None) -> None:
-    if sign is None:
+def _check_sign(app: AppLike, service: Service, params: dict[str, str], sign: str | None,
+                clock: Callable[[], float]) -> None:
+    if getattr(app, "sign_scheme", YESAPI) == HMAC_SHA256:  # opted in: always signed
+        check_strong_sign(service.name, params, app.app_secret, sign, clock())
+    elif sign is None:
         if app.sign_required:
             raise errors.missing("sign")
     elif not verify_sign(params, app.app_secret, sign):

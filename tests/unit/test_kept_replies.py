@@ -44,6 +44,7 @@ class Scope:
     proto: str = "http"
     scheme: str = "http"
     client: str = "127.0.0.1:40000"
+    server: str = "127.0.0.1:8000"
     headers: dict[str, str] = field(default_factory=lambda: {"host": "127.0.0.1"})
 
 

@@ -167,6 +167,7 @@ def test_public_dict() -> None:
         "rate_limit",
         "ip_allow",
         "domains",
+        "sign_scheme",
     ]
     assert "app_secret" not in record.public_dict(with_secret=False)
 
@@ -239,3 +240,16 @@ async def test_registry_start_fails_loudly_without_schema(engines: EngineFactory
     registry = AppRegistry(AppStore(engines()))  # not migrated
     with pytest.raises(SQLAlchemyError):
         await registry.start()
+
+
+async def test_sign_scheme(store: AppStore) -> None:
+    """YesApi's sign unless an app opts into the stronger one (docs/security.md)."""
+    record = await store.create("weak")
+    assert record.sign_scheme == "yesapi"
+    strong = await store.create("strong", sign_scheme="hmac-sha256")
+    assert (await store.get(strong.app_key)) == strong
+    updated = await store.update(record.app_key, sign_scheme="hmac-sha256")
+    assert updated is not None and updated.sign_scheme == "hmac-sha256"
+    with pytest.raises(ValueError, match="sign scheme must be one of yesapi, hmac-sha256"):
+        await store.update(record.app_key, sign_scheme="md5")
+

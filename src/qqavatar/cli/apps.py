@@ -26,6 +26,7 @@ from qqavatar.limits.values import (
     clean_limit,
     split_list,
 )
+from qqavatar.protocol.sign import SCHEMES, YESAPI
 
 from .database import run_with_engine
 
@@ -36,6 +37,9 @@ if TYPE_CHECKING:  # the store loads SQLAlchemy: imported where a command runs, 
 T = TypeVar("T")
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+SCHEME_HELP = ("The request sign the app takes: yesapi (YesApi's md5, what its SDKs send) or "
+               "hmac-sha256 (separators, service name, timestamp and nonce; qqavatar.client "
+               "speaks it; docs/security.md). hmac-sha256 always requires a sign.")
 
 
 def run_with_store(work: Callable[[AppStore], Awaitable[T]]) -> T:
@@ -60,6 +64,7 @@ def echo_record(record: AppRecord, *, with_secret: bool = True) -> None:
     lines += [
         ("name", record.name),
         ("sign_required", "yes" if record.sign_required else "no"),
+        ("sign_scheme", record.sign_scheme),
         ("created_at", format_time(record.created_at)),
         ("updated_at", format_time(record.updated_at)),
         ("daily_quota", _or_none(record.daily_quota)),
@@ -132,11 +137,14 @@ def app() -> None:
 @app.command("create")
 @click.argument("name")
 @click.option("--sign-required", is_flag=True, help="Reject requests without a valid sign.")
+@click.option("--sign-scheme", type=click.Choice(SCHEMES), default=YESAPI, show_default=True,
+              help=SCHEME_HELP)
 @json_option
-def create_command(name: str, sign_required: bool, as_json: bool) -> None:
+def create_command(name: str, sign_required: bool, sign_scheme: str, as_json: bool) -> None:
     """Create an app called NAME and print its key and secret."""
     try:
-        record = run_with_store(lambda store: store.create(name, sign_required=sign_required))
+        record = run_with_store(lambda store: store.create(
+            name, sign_required=sign_required, sign_scheme=sign_scheme))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="NAME") from exc
     if as_json:
@@ -205,6 +213,7 @@ def echo_found(record: AppRecord | None, key: str, as_json: bool) -> None:
     default=None,
     help="Turn mandatory request signing on or off.",
 )
+@click.option("--sign-scheme", type=click.Choice(SCHEMES), default=None, help=SCHEME_HELP)
 @click.option(
     "--rotate-secret", is_flag=True, help="Issue a new app_secret; the old one stops working."
 )
@@ -224,6 +233,7 @@ def update_command(
     app_key: str,
     name: str | None,
     sign_required: bool | None,
+    sign_scheme: str | None,
     rotate_secret: bool,
     daily_quota: int | None,
     monthly_quota: int | None,
@@ -234,12 +244,12 @@ def update_command(
 ) -> None:
     """Change an app's name, signing switch, secret or limits."""
     limits = (daily_quota, monthly_quota, rate_limit, ip_allow, domains)
-    if name is None and sign_required is None and not rotate_secret \
+    if name is None and sign_required is None and sign_scheme is None and not rotate_secret \
             and all(limit is None for limit in limits):
         raise click.UsageError(
             "nothing to change: give --name, --sign-required/--no-sign-required, "
-            "--rotate-secret, --daily-quota, --monthly-quota, --rate-limit, --ip-allow "
-            "or --domains"
+            "--sign-scheme, --rotate-secret, --daily-quota, --monthly-quota, --rate-limit, "
+            "--ip-allow or --domains"
         )
     _check_limits(daily_quota, monthly_quota, rate_limit, ip_allow, domains)
     key = normalise_key(app_key)
@@ -248,7 +258,7 @@ def update_command(
             lambda store: store.update(
                 key, name=name, sign_required=sign_required, rotate_secret=rotate_secret,
                 daily_quota=daily_quota, monthly_quota=monthly_quota, rate_limit=rate_limit,
-                ip_allow=ip_allow, domains=domains,
+                ip_allow=ip_allow, domains=domains, sign_scheme=sign_scheme,
             )
         )
     except ValueError as exc:  # the limits were checked above: only the name is left

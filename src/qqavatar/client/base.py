@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..protocol.sign import YESAPI
 from .calls import Core
 from .models import Session
 from .retry import RetryPolicy
@@ -14,12 +15,13 @@ DEFAULT_BACKOFF = 0.25
 class ClientBase:
     def __init__(self, base_url: str, app_key: str, app_secret: str | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
-                 backoff: float = DEFAULT_BACKOFF, session: Session | None = None) -> None:
+                 backoff: float = DEFAULT_BACKOFF, session: Session | None = None,
+                 sign_scheme: str = YESAPI) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http:// or https:// URL, not {base_url!r}")
         self.base_url = base_url
         self.timeout = timeout
-        self._core = Core(app_key, app_secret or None, session)
+        self._core = Core(app_key, app_secret or None, session, sign_scheme)
         self._policy = RetryPolicy(retries=retries, backoff=backoff)
 
     @property

@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ..protocol.sign import compute_sign
+from ..protocol.sign import HMAC_SHA256, SCHEMES, YESAPI, compute_sign, compute_strong_sign
 from .envelope import Envelope, parse_envelope, verify_auth
 from .errors import AuthMismatch, ProtocolError, ServerError, api_error, service_error
 from .models import EncodedImage, Image, Kind, Session
@@ -64,12 +66,26 @@ class Core:
     app_key: str
     app_secret: str | None = None
     session: Session | None = None
+    # The app's request sign (`qqavatar app show`): YesApi's md5, or hmac-sha256, which
+    # adds a timestamp and a fresh nonce to every attempt (docs/security.md).
+    sign_scheme: str = YESAPI
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        if self.sign_scheme not in SCHEMES:
+            raise ValueError(f"sign_scheme must be one of {', '.join(SCHEMES)}, "
+                             f"not {self.sign_scheme!r}")
+        if self.sign_scheme == HMAC_SHA256 and self.app_secret is None:
+            raise ValueError("sign_scheme hmac-sha256 needs the app_secret")
 
     def prepare(self, call: Call[Any]) -> Prepared:
         params = {"s": call.service, "app_key": self.app_key, **call.params}
         if call.with_session and self.session is not None:
             params |= {"uuid": self.session.uuid, "token": self.session.token}
-        if self.app_secret is not None:
+        if self.app_secret is not None and self.sign_scheme == HMAC_SHA256:
+            params |= {"timestamp": str(int(self.clock())), "nonce": secrets.token_urlsafe(18)}
+            params["sign"] = compute_strong_sign(call.service, params, self.app_secret)
+        elif self.app_secret is not None:
             params["sign"] = compute_sign(params, self.app_secret)
         if not call.post:
             return Prepared("GET", params)

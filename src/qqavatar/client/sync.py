@@ -8,6 +8,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
+from ..protocol.sign import YESAPI
 from . import calls
 from .base import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ClientBase
 from .calls import Call
@@ -21,7 +22,8 @@ T = TypeVar("T")
 class Client(ClientBase):
     """A qqavatar (or YesApi) server, called with one app.
 
-    With `app_secret`, every request is signed and every envelope's `_auth` is checked.
+    With `app_secret`, every request is signed (`sign_scheme`: "yesapi", or "hmac-sha256"
+    for an app set to it) and every envelope's `_auth` is checked.
     Failures raise `QQAvatarError` subclasses; system failures (`err_code` < 0, no
     connection) are retried `retries` times with exponential backoff.
 
@@ -32,9 +34,9 @@ class Client(ClientBase):
     def __init__(self, base_url: str, app_key: str, app_secret: str | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
                  backoff: float = DEFAULT_BACKOFF, session: Session | None = None,
-                 **httpx_options: Any) -> None:
+                 sign_scheme: str = YESAPI, **httpx_options: Any) -> None:
         super().__init__(base_url, app_key, app_secret, timeout=timeout, retries=retries,
-                         backoff=backoff, session=session)
+                         backoff=backoff, session=session, sign_scheme=sign_scheme)
         self._http = httpx.Client(**client_options(base_url, timeout), **httpx_options)
 
     def user_image(self, qq: int | str, size: int = 100) -> Image:

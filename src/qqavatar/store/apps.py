@@ -32,6 +32,7 @@ from qqavatar.limits.values import (
     clean_limit,
     join_list,
 )
+from qqavatar.protocol.sign import SCHEMES, YESAPI
 from qqavatar.secretbox import SecretBox, SecretKeyError, open_secret, sealed_key_id
 from qqavatar.store.polling import VersionPolled
 from qqavatar.store.schema import APPS_VERSION, apps, meta
@@ -76,6 +77,12 @@ def clean_name(name: str) -> str:
     return cleaned
 
 
+def clean_scheme(scheme: str) -> str:
+    if scheme not in SCHEMES:
+        raise ValueError(f"sign scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
+    return scheme
+
+
 @dataclass(frozen=True, slots=True)
 class AppRecord:
     app_key: str
@@ -90,6 +97,7 @@ class AppRecord:
     rate_limit: int | None = None           # calls per second
     ip_allow: tuple[str, ...] = ()          # normalised CIDRs
     domains: tuple[str, ...] = ()           # normalised host names
+    sign_scheme: str = YESAPI               # the request sign it takes (protocol/sign.py)
 
     def public_dict(self, *, with_secret: bool = True) -> dict[str, object]:
         """The record as JSON-ready data, optionally without the secret."""
@@ -106,6 +114,7 @@ class AppRecord:
             "rate_limit": self.rate_limit,
             "ip_allow": list(self.ip_allow),
             "domains": list(self.domains),
+            "sign_scheme": self.sign_scheme,
         }
         return data
 
@@ -131,6 +140,7 @@ class AppRecord:
             rate_limit=_optional_int(row.rate_limit),
             ip_allow=_split(row.ip_allow),
             domains=_split(row.domains),
+            sign_scheme=str(row.sign_scheme),
         )
 
 
@@ -181,7 +191,8 @@ class AppStore:
         """For stores of things that belong to apps (e.g. link keys), in the same database."""
         return self._engine
 
-    async def create(self, name: str, *, sign_required: bool = False) -> AppRecord:
+    async def create(self, name: str, *, sign_required: bool = False,
+                     sign_scheme: str = YESAPI) -> AppRecord:
         now = int(self._clock())
         record = AppRecord(
             app_key=new_app_key(),
@@ -190,6 +201,7 @@ class AppStore:
             sign_required=sign_required,
             created_at=now,
             updated_at=now,
+            sign_scheme=clean_scheme(sign_scheme),
         )
         async with self._engine.begin() as connection:
             await check_writable(connection, self._box)
@@ -245,6 +257,7 @@ class AppStore:
         rate_limit: int | None = None,
         ip_allow: Sequence[str] | None = None,
         domains: Sequence[str] | None = None,
+        sign_scheme: str | None = None,
     ) -> AppRecord | None:
         """Change the given fields; None if there is no such app.
 
@@ -269,6 +282,8 @@ class AppStore:
             values["ip_allow"] = join_list(clean_cidrs(ip_allow))
         if domains is not None:
             values["domains"] = join_list(clean_domains(domains))
+        if sign_scheme is not None:
+            values["sign_scheme"] = clean_scheme(sign_scheme)
         if not values:
             return await self.get(app_key)
         values["updated_at"] = int(self._clock())

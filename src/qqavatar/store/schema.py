@@ -50,6 +50,8 @@ apps = Table(
     Column("rate_limit", Integer, nullable=True),  # calls per second
     Column("ip_allow", Text, nullable=False, server_default=""),  # CIDRs
     Column("domains", Text, nullable=False, server_default=""),  # bound Host names
+    # The request sign it takes: yesapi or hmac-sha256 (protocol/sign.py SCHEMES).
+    Column("sign_scheme", String(16), nullable=False, server_default="yesapi"),
 )
 
 # Small integer counters. `apps_version` is bumped by every change to `apps`,

@@ -16,10 +16,10 @@ from starlette.routing import Route
 
 from ..avatars import Kind
 from ..calls import ApiReply, ApiRequest
+from ..catalog import GROUP_IMAGE, USER_IMAGE
 from ..gateway import Gateway
 from ..links.urls import PATH_PREFIX, extension, split_name
 from ..runtime import Runtime
-from ..catalog import GROUP_IMAGE, USER_IMAGE
 
 AVATAR_SERVICE: dict[Kind, str] = {"user": USER_IMAGE.name, "group": GROUP_IMAGE.name}
 
