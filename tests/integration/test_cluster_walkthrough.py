@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.test_deploy import NGINX_MAIN, nginx_binary
 from tests.postgres_fixture import as_env, fresh_database
 from tests.redis_fixture import RedisProcess
 from tests.server_fixture import free_port, wait_until_listening
@@ -37,24 +37,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "deployment.md"
 BLOCK = re.compile(r"<!-- walkthrough: (\w+) -->\n```sh\n(.*?)\n```", re.DOTALL)
 STEPS = ["site", "settings", "serve", "app", "nginx", "check"]
-
-NGINX_MAIN = """\
-{user}daemon off;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/tmp/body;
-    proxy_temp_path {root}/tmp/proxy;
-    fastcgi_temp_path {root}/tmp/fastcgi;
-    uwsgi_temp_path {root}/tmp/uwsgi;
-    scgi_temp_path {root}/tmp/scgi;
-    include {root}/qqavatar.conf;
-}}
-"""
-
 
 def page_blocks() -> dict[str, str]:
     found = BLOCK.findall(PAGE.read_text(encoding="utf-8"))
@@ -93,14 +75,6 @@ class Walk:
                                     stderr=subprocess.STDOUT)
 
 
-def _nginx() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                      else None)
-    if found is None:
-        pytest.skip("nginx is not installed")
-    return found
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -113,7 +87,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def walk(tmp_path: Path, fake_qlogo: Any) -> Iterator[Walk]:
-    nginx = _nginx()
+    nginx = nginx_binary()
     prefix = tmp_path / "nginx"
     (prefix / "tmp").mkdir(parents=True)
     user = "user root;\n" if os.geteuid() == 0 else ""

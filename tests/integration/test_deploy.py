@@ -55,7 +55,7 @@ def test_systemd_unit_listens_for_nginx_on_other_hosts() -> None:
     assert "EnvironmentFile=-/etc/qqavatar/secrets.env" in unit
 
 
-def _nginx_binary() -> str:
+def nginx_binary() -> str:
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                       else None)
     if nginx is None:
@@ -86,7 +86,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 def test_nginx_accepts_the_shipped_file_and_its_tls_line(tmp_path: Path) -> None:
     """`nginx -t` on the file as shipped, and with its TLS comment turned into the config."""
-    nginx = _nginx_binary()
+    nginx = nginx_binary()
     site = (DEPLOY / "nginx.conf").read_text()
     tls = re.search(r"^ *# (listen 443 ssl http2;) ssl_certificate \S+; ssl_certificate_key",
                     site, re.MULTILINE)
@@ -99,13 +99,13 @@ def test_nginx_accepts_the_shipped_file_and_its_tls_line(tmp_path: Path) -> None
         (root / "tmp").mkdir(parents=True)
         (root / "qqavatar.conf").write_text(text)
         user = "user root;\n" if os.geteuid() == 0 else ""
-        (root / "nginx.conf").write_text(_NGINX_MAIN.format(root=root, user=user))
+        (root / "nginx.conf").write_text(NGINX_MAIN.format(root=root, user=user))
         done = subprocess.run([nginx, "-t", "-p", str(root), "-c", str(root / "nginx.conf")],
                               capture_output=True, text=True, timeout=30)
         assert done.returncode == 0 and "test is successful" in done.stderr, (name, done.stderr)
 
 
-_NGINX_MAIN = """\
+NGINX_MAIN = """\
 {user}daemon off;
 worker_processes 1;
 pid {root}/nginx.pid;
@@ -126,7 +126,7 @@ http {{
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory: pytest.TempPathFactory,
             fake_qlogo: Any) -> Generator[tuple[RunningServer, str], None, None]:
-    nginx = _nginx_binary()
+    nginx = nginx_binary()
     server = RunningServer(tmp_path_factory.mktemp("behind-nginx"), fake_qlogo.url,
                            {"QQAVATAR_TRUSTED_PROXIES": "127.0.0.1/32",
                             "QQAVATAR_SERVER_NAME": "host-a"})
@@ -139,7 +139,7 @@ def proxied(tmp_path_factory: pytest.TempPathFactory,
     assert str(server.port) in site and str(port) in site, "deploy/nginx.conf changed shape"
     (root / "qqavatar.conf").write_text(site)
     user = "user root;\n" if os.geteuid() == 0 else ""
-    (root / "nginx.conf").write_text(_NGINX_MAIN.format(root=root, user=user))
+    (root / "nginx.conf").write_text(NGINX_MAIN.format(root=root, user=user))
     proc = subprocess.Popen([nginx, "-p", str(root), "-c", str(root / "nginx.conf")],
                             stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
