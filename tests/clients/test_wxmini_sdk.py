@@ -51,7 +51,7 @@ def wx_request(base_url: str, api_host: str, app_key: str, secret: str, service:
 
 def test_signed_calls_answer(server: RunningServer, signed_app: dict[str, Any]) -> None:
     key, secret = signed_app["app_key"], signed_app["app_secret"]
-    calls = [
+    calls: list[tuple[str, dict[str, Any]]] = [
         (USER, {"qq": "10001", "output": "0"}),
         (USER, {"qq": 10002, "size": 640, "output": 0}),  # numbers: JSON ints, signed as text
         ("App.QQ.GroupImage", {"group": "20005", "output": "0", "note": "中文 a+b&c=d/\u2028"}),

@@ -31,20 +31,6 @@ def host_port(base_url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 80
 
 
-def _read_chunked(stream: socket.SocketIO, first: bytes) -> bytes:
-    buffer, body = first, b""
-    while True:
-        while b"\r\n" not in buffer:
-            buffer += stream.read(65536) or b""
-        size_line, buffer = buffer.split(b"\r\n", 1)
-        size = int(size_line.split(b";")[0], 16)
-        while len(buffer) < size + 2:
-            buffer += stream.read(65536) or b""
-        body, buffer = body + buffer[:size], buffer[size + 2:]
-        if size == 0:
-            return body
-
-
 def _read_answer(sock: socket.socket, buffer: bytes = b"") -> tuple[Answer, bytes]:
     """One response from `sock` (`buffer`: bytes already read); returns it and what follows."""
     while b"\r\n\r\n" not in buffer:
@@ -59,11 +45,9 @@ def _read_answer(sock: socket.socket, buffer: bytes = b"") -> tuple[Answer, byte
     for line in lines:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
-    if status in (100, 204, 304) or status < 200:
+    if status < 200 or status in (204, 304):
         return Answer(status, headers, b""), rest
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        with sock.makefile("rb") as stream:
-            return Answer(status, headers, _read_chunked(stream, rest)), b""  # type: ignore[arg-type]
+    assert "transfer-encoding" not in headers, "a chunked answer: not read here"
     if "content-length" in headers:
         length = int(headers["content-length"])
         while len(rest) < length:
