@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from .admin import ROUTES as ADMIN_ROUTES
+from .admin.routes import ROUTES as ADMIN_ROUTES
 from .demo import ROUTES as DEMO_ROUTES
 from .docs import ROUTES as DOCS_ROUTES
 from .links import ROUTES as LINK_ROUTES

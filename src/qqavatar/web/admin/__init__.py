@@ -1,25 +1,5 @@
 """The operator dashboard at /admin (off unless `QQAVATAR_ADMIN_TOKEN` is set).
 
-`ROUTES` go into `web.routes.ROUTES`; templates and the stylesheet ship as package data.
+`routes.ROUTES` go into `web.routes.ROUTES`; templates and the stylesheet ship as package data.
 """
-
-from __future__ import annotations
-
-from starlette.routing import BaseRoute, Route
-
-from . import views
-
-ROUTES: list[BaseRoute] = [
-    Route("/admin", views.index, methods=["GET"]),
-    Route("/admin/login", views.login_form, methods=["GET"]),
-    Route("/admin/login", views.login, methods=["POST"]),
-    Route("/admin/logout", views.logout, methods=["POST"]),
-    Route("/admin/apps", views.create_app, methods=["POST"]),
-    Route("/admin/apps/{app_key}", views.app_page, methods=["GET"]),
-    Route("/admin/apps/{app_key}/rotate", views.rotate_secret, methods=["POST"]),
-    Route("/admin/apps/{app_key}/settings", views.save_settings, methods=["POST"]),
-    Route("/admin/api/apps", views.api_apps, methods=["GET"]),
-    Route("/admin/api/stats", views.api_stats, methods=["GET"]),
-    Route("/admin/api/daily", views.api_daily, methods=["GET"]),
-    Route("/admin/static/admin.css", views.stylesheet, methods=["GET"]),
-]
+# Nothing imported here: the CLI reads `access` (the token's files) without the web stack.
