@@ -484,8 +484,8 @@ def _drive(server: RunningServer, app: dict[str, Any], sealed: SealedServer, *,
     admin = httpx.Client(base_url=server.url, timeout=10.0)
     try:
         for token in ("wrong-" + ADMIN_TOKEN, ADMIN_TOKEN):
-            reply = admin.post("/admin/login", data={"token": token})
-            answers.append(reply.text + json.dumps(dict(reply.headers)))
+            signed_in = admin.post("/admin/login", data={"token": token})
+            answers.append(signed_in.text + json.dumps(dict(signed_in.headers)))
         for path in ("/admin", "/admin/api/apps", "/readyz", "/metrics"):
             page = admin.get(path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
             answers.append(page.text + json.dumps(dict(page.headers)))

@@ -187,12 +187,15 @@ def demo(host: str, port: int, workers: int, server: ServerName) -> None:
 def _start_fake_upstream() -> None:
     """Run the fake qlogo in this process; workers inherit its URL through the environment."""
     from ..fakeqlogo import serve_in_thread
+    from ..settings import Settings
+    from .banner import banner_echo
 
     fake = serve_in_thread()
     os.environ["QQAVATAR_UPSTREAM_USER_URL"] = f"{fake.url}/g?b=qq&nk={{qq}}&s={{size}}"
     os.environ["QQAVATAR_UPSTREAM_GROUP_URL"] = f"{fake.url}/gh/{{group}}/{{group}}/{{size}}/"
     os.environ["QQAVATAR_DEMO"] = "1"  # demo pages such as /demo/comments
-    click.echo(f"demo: fake qlogo on {fake.url} (numbers ending in 0 have no avatar)")
+    banner_echo(Settings())(f"demo: fake qlogo on {fake.url} (numbers ending in 0 have no "
+                            "avatar)")  # a JSON line when the log is JSON
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ from .database import run_with_engine
 
 if TYPE_CHECKING:  # the store loads SQLAlchemy: imported where a command runs, not for --help
     from qqavatar.secretbox import SecretBox
-    from qqavatar.store.apps import AppRecord, AppStore, SealCount, UnreadableApp
+    from qqavatar.store.apps import AppRecord, AppStore, UnreadableApp
+    from qqavatar.store.sealing import SealCount
 
 T = TypeVar("T")
 
