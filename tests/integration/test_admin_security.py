@@ -137,7 +137,8 @@ def test_the_cookie_mac_is_keyed_by_hkdf_of_the_token(direct: RunningServer) -> 
 
 
 def test_the_cookie_is_secure_behind_a_trusted_tls_proxy(direct: RunningServer,
-                                                         proxied: RunningServer) -> None:
+                                                         proxied: RunningServer,
+                                                         tmp_path: Path, fake_qlogo: Any) -> None:
     def cookie(server: RunningServer, headers: dict[str, str]) -> str:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             reply = client.post("/admin/login", data={"token": TOKEN}, headers=headers)
@@ -149,6 +150,15 @@ def test_the_cookie_is_secure_behind_a_trusted_tls_proxy(direct: RunningServer,
     assert "; secure" not in cookie(proxied, {"X-Forwarded-For": "198.51.100.21"})
     # an untrusted peer's header is not believed
     assert "; secure" not in cookie(direct, tls)
+    # the same under uvicorn (its proxy middleware has read the headers before us)
+    uvicorn = RunningServer(tmp_path, fake_qlogo.url, {
+        "QQAVATAR_ADMIN_TOKEN": TOKEN, "QQAVATAR_TRUSTED_PROXIES": "127.0.0.1/32"},
+        args=("--server", "uvicorn"))
+    try:
+        assert "; secure" in cookie(uvicorn, tls)
+        assert "; secure" not in cookie(uvicorn, {"X-Forwarded-For": "198.51.100.21"})
+    finally:
+        uvicorn.stop()
 
 
 def test_failed_sign_ins_back_off_per_client_address(proxied: RunningServer) -> None:
