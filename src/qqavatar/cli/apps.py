@@ -326,7 +326,7 @@ def old_key_option(_ctx: click.Context, _param: click.Parameter,
                    "with the current one (key rotation). `-` reads it from stdin.")
 @json_option
 def encrypt_secrets_command(old_key: SecretBox | None, as_json: bool) -> None:
-    """Encrypt every plaintext app_secret with QQAVATAR_SECRET_KEY.
+    """Encrypt every plaintext app_secret and private-link key with QQAVATAR_SECRET_KEY.
 
     Secrets written before the key was set keep working as they are; this seals them.
     Safe to repeat and to run while servers are up (one transaction; the secrets' values
@@ -337,5 +337,6 @@ def encrypt_secrets_command(old_key: SecretBox | None, as_json: bool) -> None:
     if as_json:
         echo_json({"sealed": count.sealed, "resealed": count.resealed, "already": count.already})
         return
-    click.echo(f"Encrypted {count.sealed} plaintext secret(s), re-encrypted {count.resealed} "
-               f"from the old key; {count.already} were already encrypted with this key.")
+    click.echo(f"Encrypted {count.sealed} plaintext secret(s) and link key(s), re-encrypted "
+               f"{count.resealed} from the old key; {count.already} were already encrypted "
+               "with this key.")
