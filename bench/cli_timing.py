@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+if __package__ in (None, ""):  # run as a script: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.procs import Proc, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 HELP_TARGET, GET_TARGET = 0.25, 0.4
@@ -67,33 +69,16 @@ def demo_server(data_dir: Path) -> Iterator[tuple[str, str]]:
     """A `serve --demo` of this checkout: (its URL, the first app's key)."""
     env = environment(REPO / "src", data_dir)
     port = free_port()
-    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 — closed below
-    proc = subprocess.Popen([sys.executable, "-m", "qqavatar", "serve", "--demo", "--port",
-                             str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Proc("qqavatar", [sys.executable, "-m", "qqavatar", "serve", "--demo", "--port",
+                               str(port)], log_dir=data_dir, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(url + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((data_dir / "server.log").read_text()) from None
-                time.sleep(0.1)
+        server.wait_http(url + "/", timeout=60)
         listed = subprocess.run([sys.executable, "-m", "qqavatar", "app", "list", "--json"],
                                 env=env, capture_output=True, text=True, check=True)
         yield url, json.loads(listed.stdout)[0]["app_key"]
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
