@@ -226,6 +226,19 @@ def test_serve_refuses_a_short_token_with_one_line(tmp_path: Path, fake_qlogo: A
     assert short not in done.stdout + done.stderr
 
 
+def test_serve_stops_with_one_line_on_an_unreadable_token_file(tmp_path: Path,
+                                                               fake_qlogo: Any) -> None:
+    (tmp_path / "admin-token").mkdir()  # not a file
+    done = subprocess.run(
+        [sys.executable, "-m", "qqavatar", "serve", "--port", str(free_port())],
+        env=environment(tmp_path, fake_qlogo), capture_output=True, text=True, timeout=120,
+        check=False)
+    assert done.returncode == 1
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == 1 and "admin-token" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_a_server_started_otherwise_keeps_the_dashboard_off(tmp_path: Path,
                                                             fake_qlogo: Any) -> None:
     """Not through `serve` (an ASGI server pointed at the factory): off, and the log says why."""

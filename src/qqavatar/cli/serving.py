@@ -77,9 +77,18 @@ def dashboard_line(settings: Settings, base: str, on_terminal: bool) -> str:
     from ..web.admin import access
 
     try:
-        token = access.configured_token(settings)
+        return _dashboard_line(settings, base, on_terminal)
     except access.TokenTooShort as exc:
         raise click.ClickException(str(exc)) from None
+    except (OSError, UnicodeError) as exc:  # an unreadable token file, a read-only data dir
+        raise click.ClickException(f"admin token in {access.token_path(settings)}: {exc}"
+                                   ) from None
+
+
+def _dashboard_line(settings: Settings, base: str, on_terminal: bool) -> str:
+    from ..web.admin import access
+
+    token = access.configured_token(settings)
     if token is None and not on_terminal:
         return (f"  dashboard: off (set QQAVATAR_ADMIN_TOKEN, {access.MIN_TOKEN_LENGTH}+ "
                 f"characters: {base}/admin says how)")
