@@ -17,7 +17,7 @@ from qqavatar.cli import apps as cli_apps
 KEY = re.compile(r"^[0-9A-F]{32}$")
 SECRET = re.compile(r"^[A-Za-z0-9]{64}$")
 FIELDS = ["app_key", "app_secret", "name", "sign_required", "created_at", "updated_at",
-          "daily_quota", "monthly_quota", "rate_limit", "ip_allow", "domains"]
+          "daily_quota", "monthly_quota", "rate_limit", "ip_allow", "domains", "sign_scheme"]
 
 
 @pytest.fixture

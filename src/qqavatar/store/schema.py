@@ -147,6 +147,8 @@ app_link_keys = Table(
     metadata,
     Column("app_key", String(32), ForeignKey("apps.app_key", ondelete="CASCADE"),
            primary_key=True),
+    # 32 raw bytes, or 76 sealed with QQAVATAR_SECRET_KEY (store.sealing; neither backend
+    # enforces the declared length, so no migration).
     Column("link_key", LargeBinary(32), nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
