@@ -162,6 +162,23 @@ def test_an_upstream_that_does_not_answer_fails_with_status_1(base_env: dict[str
     assert found["upstream (users)"]["status"] == "ok"
 
 
+def test_a_dead_alternate_is_a_warning_and_its_token_is_masked(
+        base_env: dict[str, str], fake_qlogo: Any) -> None:
+    port = free_port()
+    dead = f"http://127.0.0.1:{port}/g?nk={{qq}}&s={{size}}&token=alt-secret-77"
+    env = {**base_env, "QQAVATAR_UPSTREAM_USER_URLS": f"{fake_qlogo.user_url},{dead}"}
+
+    done = doctor(env, "--json")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = rows(done)
+    assert found["upstream (users)"]["status"] == "ok"
+    alternate = found["upstream (users, alternate 1)"]
+    assert alternate["status"] == "warn"
+    assert f"127.0.0.1:{port}" in alternate["detail"] and "token=****" in alternate["detail"]
+    assert "alt-secret-77" not in done.stdout
+
+
 def test_a_disk_tier_that_is_not_writable_is_a_warning(base_env: dict[str, str],
                                                        tmp_path: Path) -> None:
     if os.geteuid() == 0:

@@ -13,12 +13,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..avatars.upstream import Upstream
     from ..settings import Settings
 
 OK, FAIL, WARN, OFF = "ok", "FAIL", "warn", "off"
@@ -124,23 +124,51 @@ async def check_redis(settings: Settings, timeout: float) -> Row:
     return Row("redis", WARN, f"{shown}: {detail} (the server runs without it, degraded)")
 
 
-async def check_upstream(part: str, template: str, settings: Settings, timeout: float) -> Row:
-    from ..avatars.upstream import Upstream
+def probe_url(template: str) -> str:
+    return template.format(qq=KNOWN_NUMBER, group=KNOWN_NUMBER, number=KNOWN_NUMBER,
+                           size=PROBE_SIZE)
 
-    url = template.format(qq=KNOWN_NUMBER, group=KNOWN_NUMBER, number=KNOWN_NUMBER,
-                          size=PROBE_SIZE)
-    upstream = Upstream(timeout=min(timeout, settings.upstream_timeout),
-                        max_bytes=settings.upstream_max_bytes)
+
+async def check_upstream(part: str, template: str, upstream: Upstream, *,
+                         required: bool = True) -> Row:
+    """One real fetch through the server's own client (same checks, same redirect rule)."""
+    from ..config import mask_url
+
     started = time.perf_counter()
     try:
+        url = probe_url(template)
         fetched = await upstream.fetch(url)
-    except Exception as exc:  # noqa: BLE001 — UpstreamError, or a template the URL parser refuses
-        reason = getattr(exc, "detail", None) or first_line(exc)
-        return Row(part, FAIL, f"{reason} (after {millis(started)})")
+    except Exception as exc:  # noqa: BLE001 — UpstreamError, or a template that cannot be used
+        reason = mask_url(getattr(exc, "detail", None) or first_line(exc))
+        return Row(part, FAIL if required else WARN, f"{reason} (after {millis(started)})")
+    return Row(part, OK, f"{mask_url(url)}: {fetched.content_type}, {len(fetched.body)} bytes "
+                         f"in {millis(started)}")
+
+
+async def check_upstreams(settings: Settings, timeout: float) -> list[Row]:
+    """The user and group templates (required) and the user alternates (one failing is a
+    warning: the server tries the next)."""
+    import httpx
+
+    from ..avatars.upstream import Upstream
+
+    templates = [settings.upstream_user_url, settings.upstream_group_url,
+                 *settings.upstream_user_alternates]
+    try:
+        hosts = {httpx.URL(probe_url(template)).host for template in templates}
+    except Exception:  # noqa: BLE001 — a broken template gets its own row below
+        hosts = set()
+    upstream = Upstream(timeout=min(timeout, settings.upstream_timeout),
+                        max_bytes=settings.upstream_max_bytes, hosts=hosts)
+    try:
+        return list(await asyncio.gather(
+            check_upstream("upstream (users)", settings.upstream_user_url, upstream),
+            check_upstream("upstream (groups)", settings.upstream_group_url, upstream),
+            *(check_upstream(f"upstream (users, alternate {index})", template, upstream,
+                             required=False)
+              for index, template in enumerate(settings.upstream_user_alternates, start=1))))
     finally:
         await upstream.aclose()
-    return Row(part, OK, f"{url}: {fetched.content_type}, {len(fetched.body)} bytes in "
-                         f"{millis(started)}")
 
 
 def check_disk(settings: Settings) -> Row:
@@ -202,11 +230,7 @@ def plain_rows(settings: Settings) -> list[Row]:
 
 
 async def run_checks(settings: Settings, timeout: float) -> list[Row]:
-    checks: list[Awaitable[Row]] = [
-        check_database(settings, timeout),
-        check_redis(settings, timeout),
-        check_upstream("upstream (users)", settings.upstream_user_url, settings, timeout),
-        check_upstream("upstream (groups)", settings.upstream_group_url, settings, timeout),
-    ]
-    rows = list(await asyncio.gather(*checks))
-    return [*rows, check_disk(settings), *plain_rows(settings)]
+    database, redis, upstreams = await asyncio.gather(
+        check_database(settings, timeout), check_redis(settings, timeout),
+        check_upstreams(settings, timeout))
+    return [database, redis, *upstreams, check_disk(settings), *plain_rows(settings)]
