@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import secrets
+import time
 from collections import Counter
 from collections.abc import Callable, Generator
 from typing import Any
@@ -45,10 +46,10 @@ def limited(tmp_path_factory: pytest.TempPathFactory,
     running.stop()
 
 
-def client_from(server: RunningServer, source: str) -> httpx.Client:
+def client_from(server: RunningServer, source: str, connections: int = 100) -> httpx.Client:
     """A client whose connections leave from `source` (a loopback address)."""
-    return httpx.Client(base_url=server.url, timeout=30.0,
-                        transport=httpx.HTTPTransport(local_address=source))
+    return httpx.Client(base_url=server.url, timeout=30.0, transport=httpx.HTTPTransport(
+        local_address=source, limits=httpx.Limits(max_connections=connections)))
 
 
 def flood(get: Callable[[], httpx.Response], calls: int = 20) -> list[httpx.Response]:
@@ -96,6 +97,30 @@ def test_views_behind_a_trusted_proxy(limited: RunningServer) -> None:
     assert view("203.0.113.6").status_code == 200
     # An address the client wrote left of the proxy's own hop proves nothing.
     assert view("198.51.100.1, 203.0.113.5").status_code in (200, 408)
+
+
+def test_a_miss_flood_waits_behind_itself(limited: RunningServer, fake_qlogo: Any) -> None:
+    """160 different uncached avatars at once from one address, qlogo taking 0.4 s each
+    (16 fetch at a time: 4 s of work, past the 2 s a miss may take). Another address's miss,
+    sent while the flood waits, gets the next place, not the place after the flood."""
+    key = new_app(limited, "misses")
+    fake_qlogo.fault("slow", delay_ms=400)
+
+    def miss(client: httpx.Client, number: int) -> httpx.Response:
+        return client.get("/", params={"s": "App.QQ.UserImage", "app_key": key,
+                                       "qq": str(number)})
+
+    with client_from(limited, "127.0.0.2", 200) as flooder, \
+            client_from(limited, "127.0.0.3") as other, \
+            concurrent.futures.ThreadPoolExecutor(160) as pool:
+        flood = [pool.submit(miss, flooder, 2_000_000 + index) for index in range(160)]
+        while sum(future.done() for future in flood) < 16:  # the flood fills the places …
+            time.sleep(0.05)
+        answer = miss(other, 3_000_001)                      # … and queues behind them
+        statuses = Counter(future.result().status_code for future in flood)
+    assert answer.status_code == 200, (answer.status_code, answer.text[:200])
+    assert answer.headers["content-type"].startswith("image/")
+    assert statuses[504] > 0, statuses  # the flood's own tail waited too long
 
 
 def member_call(client: httpx.Client, app_key: str, service: str, username: str,

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from qqavatar.limits.nonces import NonceGuard
+from qqavatar.limits.nonces import NonceStore
 from qqavatar.protocol.errors import ApiError
 from qqavatar.protocol.sign import (
     WINDOW,
@@ -103,19 +103,19 @@ def test_separators_keep_names_and_values_apart() -> None:
 
 async def test_a_nonce_is_taken_once() -> None:
     now = [0.0]
-    guard = NonceGuard(ttl=2 * WINDOW, clock=lambda: now[0])
-    assert await guard.first_use("app:n1")
-    assert not await guard.first_use("app:n1")
-    assert await guard.first_use("other:n1")  # per app
+    store = NonceStore(ttl=2 * WINDOW, clock=lambda: now[0])
+    assert await store.first_use("app:n1")
+    assert not await store.first_use("app:n1")
+    assert await store.first_use("other:n1")  # per app
     now[0] = 2 * WINDOW + 1  # past any timestamp it could carry: forgotten
-    assert await guard.first_use("app:n1")
+    assert await store.first_use("app:n1")
 
 
 async def test_memory_is_bounded() -> None:
-    guard = NonceGuard(max_entries=3)
+    store = NonceStore(max_entries=3)
     for index in range(5):
-        assert await guard.first_use(f"app:{index}")
-    assert len(guard._seen) == 3
+        assert await store.first_use(f"app:{index}")
+    assert len(store._seen) == 3
 
 
 def redis_is_up() -> bool:
@@ -130,13 +130,13 @@ def redis_is_up() -> bool:
 async def test_redis_shares_nonces_between_servers() -> None:
     if not redis_is_up():
         pytest.skip("Redis is not running on 127.0.0.1:6379")
-    first = NonceGuard(RedisLink("redis://127.0.0.1:6379/0"))
-    second = NonceGuard(RedisLink("redis://127.0.0.1:6379/0"))
+    first = NonceStore(RedisLink("redis://127.0.0.1:6379/0"))
+    second = NonceStore(RedisLink("redis://127.0.0.1:6379/0"))
     try:
         key = "app:" + secrets.token_urlsafe(18)
         assert await first.first_use(key)
         assert not await second.first_use(key)  # another server saw it first
     finally:
-        for guard in (first, second):
-            assert guard.redis is not None
-            await guard.redis.aclose()
+        for store in (first, second):
+            assert store.redis is not None
+            await store.redis.aclose()

@@ -176,6 +176,10 @@ class AvatarService:
             return self.cache.get(source.key, now) is source.avatar
         return self.cached(*source.lookup) is source.avatar
 
+    def fetching(self, kind: Kind, number: str, size: int) -> bool:
+        """Is this avatar being fetched right now (a miss for it would join that fetch)?"""
+        return (kind, number, size, "") in self._flights
+
     # --- the slow path ----------------------------------------------------------------------
 
     async def get(self, kind: Kind, number: str, size: int, fmt: str = "",

@@ -63,8 +63,13 @@ async def avatar(runtime: Runtime, call: Call) -> Result:
         result.source = Source(lookup, found, found.expires_at, key)
         return result
     started = time.perf_counter()
+    limits = runtime.client_limits
     try:
-        served = await runtime.avatars.fetch(kind, number, size, fmt, default)
+        if limits is None or runtime.avatars.fetching(kind, number, size):
+            served = await runtime.avatars.fetch(kind, number, size, fmt, default)
+        else:  # a fetch of its own: in turn with other clients' (limits/fairgate.py)
+            async with limits.miss(call):
+                served = await runtime.avatars.fetch(kind, number, size, fmt, default)
     except AvatarError as failure:
         waited = (time.perf_counter() - started) * 1000 if failure.upstream_fetch else None
         data = dumps({"err_code": failure.err_code, "err_msg": failure.err_msg, "img": ""})

@@ -29,9 +29,13 @@ def _members(runtime: Runtime) -> MemberService:
 Handler = Callable[[Runtime, Call], Awaitable[Result]]
 
 
-def _needs_database(handler: Handler) -> Handler:
+def _member_service(handler: Handler) -> Handler:
+    """Each client's budget of App.User.* calls first (limits/perclient.py), then the
+    handler, a database outage answered as one."""
     @wraps(handler)
     async def handle(runtime: Runtime, call: Call) -> Result:
+        if runtime.client_limits is not None:
+            await runtime.client_limits.admit_member_call(call)
         try:
             return await handler(runtime, call)
         except MembersUnavailable:
@@ -49,7 +53,7 @@ def _app_key(call: Call) -> str:
     return call.app.app_key
 
 
-@_needs_database
+@_member_service
 async def register(runtime: Runtime, call: Call) -> Result:
     uuid = await _members(runtime).register(
         _app_key(call), call.values["username"], call.values["password"])
@@ -58,7 +62,7 @@ async def register(runtime: Runtime, call: Call) -> Result:
     return _answer(0, "", uuid=uuid)
 
 
-@_needs_database
+@_member_service
 async def login(runtime: Runtime, call: Call) -> Result:
     app_key, username = _app_key(call), call.values["username"]
     throttle = runtime.client_limits
@@ -73,7 +77,7 @@ async def login(runtime: Runtime, call: Call) -> Result:
     return _answer(0, "", uuid=outcome.uuid, token=outcome.token)
 
 
-@_needs_database
+@_member_service
 async def check(runtime: Runtime, call: Call) -> Result:
     uuid, token = call.values["uuid"], call.values["token"]
     if not well_formed(uuid, token) or not await _members(runtime).check(
@@ -84,7 +88,7 @@ async def check(runtime: Runtime, call: Call) -> Result:
     return _answer(0, "", is_login=True)
 
 
-@_needs_database
+@_member_service
 async def logout(runtime: Runtime, call: Call) -> Result:
     uuid, token = call.values["uuid"], call.values["token"]
     if not well_formed(uuid, token) or not await _members(runtime).logout(

@@ -1,7 +1,7 @@
 """Start the per-app limits: two features, so the session guard can run between them.
 
-`start` adds the stronger sign's replay window (limits/nonces.py), the per-client budgets
-(limits/perclient.py), the admission guard (IP, domain, rate) and the quota book (exact across
+`start` adds the admission guard (the stronger sign's replay window, limits/nonces.py; a
+viewer's own budget, limits/perclient.py; IP, domain, rate) and the quota book (exact across
 servers through Redis when `runtime.redis` is set);
 `start_quota` adds the quota guard, which must come after every other guard.
 """
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..runtime import Runtime
 from ..store.quota import QuotaStore
 from .guard import AdmissionGuard, QuotaGuard
-from .nonces import NonceGuard
+from .nonces import NonceStore
 from .perclient import Budgets, ClientLimits
 from .quota import QuotaBook
 from .rate import RateLimiter, open_storage, storage_uri
@@ -37,14 +37,12 @@ async def start(runtime: Runtime, gateway: Gateway) -> None:
     timeout = settings.redis_timeout
     uri = storage_uri(settings.rate_limit_storage, settings.redis_url)
     rate = RateLimiter(open_storage(uri, timeout=timeout), timeout=timeout)
-    # A replayed strong-signed call is refused before it counts anywhere.
-    gateway.guards.append(NonceGuard(runtime.redis))
-    # Each client's own budgets first: a client over them spends none of the app's.
     runtime.client_limits = ClientLimits(rate, trusted, Budgets(
         views=settings.client_view_rate, members=settings.client_member_rate,
-        failed_logins=settings.client_failed_logins))
-    gateway.guards.append(runtime.client_limits)
-    gateway.guards.append(AdmissionGuard(rate, trusted))
+        failed_logins=settings.client_failed_logins), miss_wait=2 * settings.upstream_timeout)
+    # One guard for all of it: every guard costs each call on the hot path.
+    gateway.guards.append(AdmissionGuard(rate, trusted, runtime.client_limits,
+                                         NonceStore(runtime.redis)))
 
 
 async def start_quota(runtime: Runtime, gateway: Gateway) -> None:

@@ -1,6 +1,7 @@
 """The limit guards, in YesApi's order after the signature check.
 
-`AdmissionGuard`: IP allow-list (402) → bound domains (406) → rate limit (408).
+`AdmissionGuard`: a replayed strong-signed call (409) → a viewer over its own budget (408)
+→ IP allow-list (402) → bound domains (406) → rate limit (408).
 `QuotaGuard`: daily/monthly quota (413). It runs after every other guard (the
 session guard included), so only calls that reach their handler use up quota.
 An app without limits costs an attribute check or two and the quota increment (no
@@ -17,25 +18,36 @@ from collections.abc import Sequence
 
 from ..calls import Call
 from ..protocol import errors
+from ..protocol.sign import HMAC_SHA256
 from ..proxies import client_address
 from ..store.apps import AppRecord
-from .perclient import client_key
+from .nonces import NonceStore
+from .perclient import ClientLimits, client_key
 from .quota import QuotaBook
 from .rate import RateLimiter
 from .values import IPNetwork, host_of, in_networks, networks
 
 
 class AdmissionGuard:
-    def __init__(self, rate: RateLimiter, trusted_proxies: Sequence[IPNetwork]) -> None:
+    def __init__(self, rate: RateLimiter, trusted_proxies: Sequence[IPNetwork],
+                 clients: ClientLimits | None = None, nonces: NonceStore | None = None) -> None:
         self.rate = rate
         self.trusted_proxies = tuple(trusted_proxies)
+        self.clients = clients
+        self.nonces = nonces
 
     async def __call__(self, call: Call) -> None:
         app = call.app
         if not isinstance(app, AppRecord):  # limits live on stored apps; none on Site.Index
             return
+        params = call.request.params
+        key_presented = "app_key" in params
+        if app.sign_scheme == HMAC_SHA256 and key_presented and self.nonces is not None:
+            # A replayed strong-signed call (its nonce passed the sign check) counts nowhere.
+            await self.nonces.check(app.app_key, params["nonce"])
+        if not key_presented and self.clients is not None:
+            await self.clients.admit_view(call)  # the viewer's own budget, first
         headers = call.request.headers
-        key_presented = "app_key" in call.request.params
         if app.ip_allow and key_presented:
             address = client_address(call.request.client, headers.get("x-forwarded-for"),
                                      self.trusted_proxies)
@@ -52,8 +64,10 @@ class AdmissionGuard:
 
     def replayable(self, call: Call) -> bool:
         app = call.app
+        # (A kept answer would answer a replayed strong-signed request.)
         return not isinstance(app, AppRecord) or not (
-            app.ip_allow or app.domains or app.rate_limit is not None)
+            app.ip_allow or app.domains or app.rate_limit is not None
+            or app.sign_scheme == HMAC_SHA256)
 
     replay = None  # replayable calls are those this guard has nothing to check for
 

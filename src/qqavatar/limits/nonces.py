@@ -4,7 +4,8 @@ A call signed under the stronger scheme names a `nonce`; the same app's nonce is
 (ret 409) for as long as its timestamp could still pass (twice the sign's window). Seen
 nonces live in Redis when configured (every server refuses a call another one took) and
 always in this process's memory too, which answers alone while Redis is down. Memory is
-bounded: past `max_entries` the oldest nonces are forgotten first.
+bounded: past `max_entries` the oldest nonces are forgotten first. The admission guard
+(limits/guard.py) asks it first, so a replay counts nowhere.
 """
 
 from __future__ import annotations
@@ -14,20 +15,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from ..calls import Call
 from ..protocol import errors
-from ..protocol.sign import HMAC_SHA256, WINDOW, YESAPI
+from ..protocol.sign import WINDOW
 from ..redislink import RedisLink
 
 PREFIX = "qqavatar-nonce:"
 _DOWN = object()  # Redis could not answer
 
 
-def is_strong(call: Call) -> bool:
-    return getattr(call.app, "sign_scheme", YESAPI) == HMAC_SHA256
-
-
-class NonceGuard:
+class NonceStore:
     def __init__(self, redis: RedisLink | None = None, *, ttl: int = 2 * WINDOW,
                  max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.redis = redis
@@ -36,18 +32,10 @@ class NonceGuard:
         self.clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()  # key → forget at (clock)
 
-    async def __call__(self, call: Call) -> None:
-        # Views (a link's call for the app) carry no sign: nothing to replay.
-        if call.app is None or not is_strong(call) or "sign" not in call.request.params:
-            return
-        key = f"{call.app.app_key}:{call.request.params['nonce']}"  # checked with the sign
-        if not await self.first_use(key):
+    async def check(self, app_key: str, nonce: str) -> None:
+        """Refuse (ret 409) a nonce this app has used within the window."""
+        if not await self.first_use(f"{app_key}:{nonce}"):
             raise errors.client_error(409, "请求重复：该nonce已使用过，请每次请求生成新的nonce")
-
-    def replayable(self, call: Call) -> bool:
-        return not is_strong(call)  # a kept answer would answer a replayed request
-
-    replay = None
 
     async def first_use(self, key: str) -> bool:
         first_here = self._remember(key)

@@ -7,25 +7,29 @@ gets a budget of its own for those: link views and App.User.* calls per second, 
 logins per minute (per address and per username). A link view counts against the app's
 rate limit per viewer, not in the app's own bucket. Over a budget only that client is
 refused (ret 408); counters live where the app rate limits live (Redis when configured).
+Cache misses get no budget but a fair turn at the upstream (`miss`, limits/fairgate.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 
+from ..avatars.errors import TIMEOUT, UpstreamError
+from ..avatars.upstream import MAX_IN_FLIGHT
 from ..calls import Call
 from ..protocol import errors
 from ..protocol.errors import ApiError
 from ..proxies import client_address
+from .fairgate import FairGate
 from .rate import RateLimiter
 from .values import IPNetwork
 
 NAMESPACE = "qqavatar-client"
-MEMBER_SERVICES = "App.User."
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +63,10 @@ def client_key(call: Call, trusted: Sequence[IPNetwork]) -> str:
 
 class ClientLimits:
     def __init__(self, rate: RateLimiter, trusted: Sequence[IPNetwork],
-                 budgets: Budgets = Budgets()) -> None:
+                 budgets: Budgets = Budgets(), *, miss_wait: float = 10.0) -> None:
         self.rate = rate
+        self.misses = FairGate(MAX_IN_FLIGHT)
+        self.miss_wait = miss_wait  # s: the upstream's whole-fetch bound
         self.trusted = tuple(trusted)
         self.budgets = budgets
         self._views = RateLimitItemPerSecond(max(budgets.views, 1), namespace=NAMESPACE)
@@ -72,23 +78,29 @@ class ClientLimits:
     def client(self, call: Call) -> str:
         return client_key(call, self.trusted)
 
-    async def __call__(self, call: Call) -> None:
-        """The guard: a view or App.User.* call over its client's budget is refused."""
-        if call.app is None:
-            return
-        if call.service.name.startswith(MEMBER_SERVICES):
-            if self.budgets.members and not await self.rate.count(
-                    self._members, "members:" + self.client(call)):
-                raise errors.rate_limited()
-        elif is_view(call) and self.budgets.views and not await self.rate.count(
+    async def admit_view(self, call: Call) -> None:
+        """Refuse a private link's view over its client's budget (the admission guard asks)."""
+        if self.budgets.views and not await self.rate.count(
                 self._views, "views:" + self.client(call)):
             raise errors.rate_limited()
 
-    def replayable(self, call: Call) -> bool:
-        # Kept answers are API calls of avatars: neither views nor App.User.*.
-        return not is_view(call) and not call.service.name.startswith(MEMBER_SERVICES)
+    async def admit_member_call(self, call: Call) -> None:
+        """Refuse an App.User.* call over its client's budget (the members' handlers ask)."""
+        if self.budgets.members and not await self.rate.count(
+                self._members, "members:" + self.client(call)):
+            raise errors.rate_limited()
 
-    replay = None
+    @asynccontextmanager
+    async def miss(self, call: Call) -> AsyncIterator[None]:
+        """A place at the upstream for this client's cache miss, in turn with the other
+        clients (limits/fairgate.py); waiting longer than a fetch may take is a timeout."""
+        try:
+            async with self.misses.place(self.client(call), self.miss_wait):
+                yield
+        except TimeoutError:
+            error = UpstreamError(TIMEOUT, detail="no place at the upstream in time")
+            error.upstream_at_fault = False  # our queue, not the upstream
+            raise error from None
 
     def _login_keys(self, call: Call, app_key: str, username: str) -> tuple[str, str]:
         return (f"login-address:{self.client(call)}",
