@@ -81,18 +81,13 @@ def demo_server(data_dir: Path) -> Iterator[tuple[str, str]]:
         server.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/cli_timing.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=7, help="runs per command (7)")
-    parser.add_argument("--src", type=Path, default=REPO / "src",
-                        help="the src directory whose CLI is timed (this checkout's)")
-    args = parser.parse_args(argv)
+def measure(src: Path, runs: int) -> list[tuple[str, Times, float]]:
+    """(command, its times, its target) for each command timed."""
     rows: list[tuple[str, Times, float]] = []
     with tempfile.TemporaryDirectory(prefix="qqavatar-cli-timing-") as tmp:
-        env = environment(args.src.resolve(), Path(tmp) / "cli")
+        env = environment(src, Path(tmp) / "cli")
         rows.append(("python -c pass (the floor)", timed([sys.executable, "-c", "pass"], env,
-                                                         args.runs), HELP_TARGET))
+                                                         runs), HELP_TARGET))
         listing = subprocess.run([sys.executable, "-m", "qqavatar", "--help"], env=env,
                                  capture_output=True, text=True, check=True).stdout
         for words in HELPS:
@@ -100,13 +95,28 @@ def main(argv: list[str] | None = None) -> int:
                 continue  # an older checkout without this command
             command = [sys.executable, "-m", "qqavatar", *words, "--help"]
             rows.append((" ".join(["qqavatar", *words, "--help"]),
-                         timed(command, env, args.runs), HELP_TARGET))
+                         timed(command, env, runs), HELP_TARGET))
         with demo_server(Path(tmp)) as (url, app_key):
             get = [sys.executable, "-m", "qqavatar", "get", NUMBER, "--url", url,
                    "--app-key", app_key, "-o", str(Path(tmp) / "avatar")]
             timed(get, env, 1)  # the server fetches it from the fake qlogo once: now cached
-            rows.append((f"qqavatar get {NUMBER} (cached)", timed(get, env, args.runs),
+            rows.append((f"qqavatar get {NUMBER} (cached)", timed(get, env, runs),
                          GET_TARGET))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python bench/cli_timing.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7, help="runs per command (7)")
+    parser.add_argument("--src", type=Path, default=REPO / "src",
+                        help="the src directory whose CLI is timed (this checkout's)")
+    args = parser.parse_args(argv)
+    try:
+        rows = measure(args.src.resolve(), args.runs)
+    except (RuntimeError, subprocess.CalledProcessError) as exc:  # a command failed
+        print(exc, file=sys.stderr)
+        return 2
     print(f"{'command':<40} {'median':>7} {'fastest':>8} {'cpu':>7} {'target':>7}")
     met = True
     for name, times, target in rows:
