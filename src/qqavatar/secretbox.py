@@ -154,10 +154,3 @@ def open_secret(stored: str, app_key: str, box: SecretBox | None) -> str:
             f"app secrets are encrypted (key id {sealed_key_id(stored)}) but QQAVATAR_SECRET_KEY "
             "is not set: set the key they were encrypted with")
     return stored
-
-
-def configured_box() -> SecretBox | None:
-    """The box for this process's `QQAVATAR_SECRET_KEY` (environment or config file)."""
-    from .settings import Settings  # settings imports nothing of ours that imports us
-
-    return box_for(Settings().secret_key)

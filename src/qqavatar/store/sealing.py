@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from qqavatar.secretbox import (
     SecretBox,
     SecretKeyError,
-    configured_box,
+    box_for,
     sealed_key_id,
     sealed_key_id_of_bytes,
 )
+from qqavatar.settings import Settings
 from qqavatar.store.schema import app_link_keys, apps
 
 
@@ -35,7 +36,8 @@ BoxChoice = SecretBox | _Configured | None
 
 
 def resolve_box(box: BoxChoice) -> SecretBox | None:
-    return configured_box() if box is CONFIGURED else box
+    """`box`, or for CONFIGURED the box of `QQAVATAR_SECRET_KEY` (environment or config file)."""
+    return box_for(Settings().secret_key) if box is CONFIGURED else box
 
 
 async def database_key_id(connection: AsyncConnection) -> str | None:
