@@ -53,6 +53,7 @@ def test_systemd_unit_listens_for_nginx_on_other_hosts() -> None:
     start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     assert "--host 0.0.0.0" in start, start  # the page puts nginx on other hosts
     assert "EnvironmentFile=-/etc/qqavatar/secrets.env" in unit
+    assert "StateDirectoryMode=0700" in unit  # the data dir holds secrets (issue 15, 6)
 
 
 def nginx_binary() -> str:
