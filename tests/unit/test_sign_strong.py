@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import socket
 
 import pytest
 
@@ -18,6 +17,7 @@ from qqavatar.protocol.sign import (
     verify_sign,
 )
 from qqavatar.redislink import RedisLink
+from tests.unit.test_limits_rate import redis_is_up
 
 pytestmark = pytest.mark.anyio
 
@@ -116,14 +116,6 @@ async def test_memory_is_bounded() -> None:
     for index in range(5):
         assert await store.first_use(f"app:{index}")
     assert len(store._seen) == 3
-
-
-def redis_is_up() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 @pytest.mark.redis

@@ -8,8 +8,9 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
+import qqavatar.client.calls as calls
+
 from ..protocol.sign import YESAPI
-from . import calls
 from .base import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ClientBase
 from .calls import Call
 from .errors import QQAvatarError
