@@ -266,17 +266,20 @@ def test_a_server_started_otherwise_keeps_the_dashboard_off(tmp_path: Path,
 
 
 
-MAKE_TOKEN = re.compile(r"python -c '(import secrets; print\(secrets\.token_urlsafe\(32\)\))'")
+MAKE_TOKEN = re.compile(r"""python3? -c (['"])(import secrets; print\(secrets\.token_urlsafe\(32\)\))\1""")
 
 
 def test_the_token_command_we_give_makes_a_token_serve_takes(server: RunningServer) -> None:
-    """The command on the dashboard-off page, in serve's refusal and in the README, run."""
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    """The command on the dashboard-off page, in serve's refusal and in the docs, run."""
+    root = Path(__file__).parents[2]
+    docs = [path.read_text() for path in (root / "README.md", *(root / "docs").glob("*.md"))]
     off_page = server.client.get("/admin").text
     assert "The dashboard is off" in off_page
-    for text in (readme, str(TokenTooShort(3)), off_page):
-        match = MAKE_TOKEN.search(text)
-        assert match, text[:300]
-        made = subprocess.run([sys.executable, "-c", match.group(1)], capture_output=True,
+    ours = [MAKE_TOKEN.search(text) for text in (str(TokenTooShort(3)), off_page)]
+    assert all(ours), ours
+    commands = {match.group(2) for match in ours if match} | {
+        match.group(2) for doc in docs for match in MAKE_TOKEN.finditer(doc)}
+    for command in commands:
+        made = subprocess.run([sys.executable, "-c", command], capture_output=True,
                               text=True, check=True, timeout=30).stdout.strip()
         assert len(made) >= 32 and re.fullmatch(r"[A-Za-z0-9_-]+", made)
