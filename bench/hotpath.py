@@ -59,6 +59,7 @@ class Scope:
     proto: str = "http"
     scheme: str = "http"
     client: str = "127.0.0.1:40000"
+    server: str = "127.0.0.1:8000"
     headers: Headers = field(default_factory=lambda: Headers({"host": "127.0.0.1"}))
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors
-from .numbers import client_int, php_number
+from .numbers import php_number
 
 _TRUE_WORDS = frozenset({"ok", "true", "success", "on", "yes"})
 NUMBER_PATTERN = re.compile(r"[1-9][0-9]{4,11}")
@@ -77,10 +77,15 @@ class Str(Rule):
 @dataclass(frozen=True, slots=True)
 class Enum(Rule):
     options: tuple[int, ...] = ()
+    # "40" → 40: the spellings clients send, answered without reading a number (hot path).
+    _spelled: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_spelled", {str(option): option for option in self.options})
 
     def convert(self, raw: str) -> Any:
-        value = client_int(raw)  # "40": no regex needed
-        if value is not None and value in self.options:
+        value = self._spelled.get(raw)
+        if value is not None:
             return value
         number = php_number(raw)
         for option in self.options:

@@ -122,6 +122,12 @@ def conditional(headers: RSGIHeaders) -> bool:
     return "if-none-match" in headers or "if-modified-since" in headers
 
 
+def plain(headers: RSGIHeaders) -> bool:
+    """Neither conditional nor carrying a body: a kept answer is the whole answer to it."""
+    return not ("if-none-match" in headers or "if-modified-since" in headers
+                or "content-length" in headers or "transfer-encoding" in headers)
+
+
 def unread_body(headers: RSGIHeaders) -> bool:
     """Does a GET or HEAD carry a body? It is not read, so its answer closes the connection:
     granian would close it after the answer anyway, now and then without saying so, and a
@@ -185,8 +191,7 @@ class QQAvatarRSGI:
             kept = kept_replies.get(key)
             if kept is not None:
                 headers = scope.headers
-                if (not conditional(headers) and not unread_body(headers)
-                        and gateway.replay(kept[0])):
+                if plain(headers) and gateway.replay(kept[0]):
                     rid_header = ("x-request-id", request_id(headers))
                     proto.response_bytes(kept[1], [*kept[2], rid_header], kept[3])
                     return
