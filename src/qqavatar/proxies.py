@@ -15,6 +15,7 @@ guards read the client through here whichever server runs them.
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -84,6 +85,17 @@ def client_address(peer: str | None, forwarded_for: str | None,
 
 
 _for_networks = functools.lru_cache(maxsize=16)(TrustedProxies)
+
+
+def client_bucket(host: str | None) -> str:
+    """What a per-client budget counts under: the address, an IPv6 client by its /64 (one
+    holder owns it), and every client that is no address as one ("unknown")."""
+    address = parse_address(host) if host else None
+    if address is None:
+        return "unknown"
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def request_client(request: Request) -> tuple[str | None, str]:

@@ -184,5 +184,7 @@ def test_a_wrong_code_signs_nobody_in(tmp_path: Path, fake_qlogo: Any) -> None:
         for code in ("", "A" * 43, "é\x00%ff", "1" * 5000):  # four: the fifth would hold us
             wrong = httpx.get(server.url + "/admin/login", params={"code": code}, timeout=10)
             assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+        looked_at = httpx.head(link, timeout=10)  # a link preview, say
+        assert looked_at.status_code == 200 and "set-cookie" not in looked_at.headers
         assert httpx.get(link, timeout=10).status_code == 303  # the real one still works
     assert "Traceback" not in server.log()

@@ -12,7 +12,7 @@ import pytest
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from qqavatar.limits.values import networks, parse_address
-from qqavatar.proxies import TrustedProxies, client_address
+from qqavatar.proxies import TrustedProxies, client_address, client_bucket
 
 TRUSTED = "127.0.0.1/32,10.0.0.0/8,::1/128"
 TRUSTED_NETWORKS = networks(("10.0.0.0/8", "127.0.0.1/32"))
@@ -105,3 +105,14 @@ def test_client_address_unreadable_hop_is_no_address(forwarded: str) -> None:
 def test_client_address_without_trusted_proxies_is_the_peer() -> None:
     assert client_address("127.0.0.1", "1.2.3.4", ()) == parse_address("127.0.0.1")
     assert client_address(None, "1.2.3.4", TRUSTED_NETWORKS) is None
+
+
+@pytest.mark.parametrize(("host", "bucket"), [
+    ("203.0.113.9", "203.0.113.9"),
+    ("::ffff:203.0.113.9", "203.0.113.9"),
+    ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),   # one holder's /64 is one client
+    ("2001:db8:1:2::ffff", "2001:db8:1:2::/64"),
+    (None, "unknown"), ("", "unknown"), ("not-an-ip", "unknown"), ("1" * 300, "unknown"),
+])
+def test_client_bucket(host: str | None, bucket: str) -> None:
+    assert client_bucket(host) == bucket

@@ -24,7 +24,7 @@ from starlette.templating import Jinja2Templates
 
 from ...limits.values import MAX_QUOTA
 from ...protocol.numbers import client_int
-from ...proxies import request_client
+from ...proxies import client_bucket, request_client
 from ...runtime import Runtime
 from ...stats.days import day_of
 from ...stats.queries import DaySummary, StatsQueries, Usage
@@ -171,7 +171,7 @@ async def login_form(request: Request) -> Response:
     if token is None:
         return dashboard_off(request)
     code = request.query_params.get("code")
-    if code is not None:
+    if code is not None and request.method == "GET":  # a HEAD (a link preview) spends nothing
         return await _sign_in(request, token, lambda: access.redeem_sign_in_code(
             _runtime(request).settings, code), "This sign-in link was used already or is "
             "older than an hour: sign in with the token.")
@@ -196,7 +196,7 @@ async def _sign_in(request: Request, token: str, check: Callable[[], bool],
     throttle: SignInThrottle | None = getattr(request.app.state, "sign_in_throttle", None)
     if throttle is None:
         throttle = request.app.state.sign_in_throttle = SignInThrottle()
-    client = request_client(request)[0] or "unknown"
+    client = client_bucket(request_client(request)[0])
     wait = throttle.retry_after(client)
     if wait:
         return _secured(_render(request, "login.html", {
