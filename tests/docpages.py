@@ -1,0 +1,40 @@
+"""Reading the doc pages in tests: their sections and fenced code blocks, so that a command
+a page tells the operator to run is the command a test runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+_FENCED = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def section(page: Path, heading: str) -> str:
+    """The text under `## heading` up to the next heading of that level or higher."""
+    text = page.read_text(encoding="utf-8")
+    # Headings are looked for outside code blocks (a `# comment` there is no heading).
+    blanked = _FENCED.sub(lambda block: re.sub(r"[^\n]", " ", block.group(0)), text)
+    match = re.search(rf"^(#+) {re.escape(heading)}[ \t]*$", blanked, re.MULTILINE)
+    assert match, f"{page.name} has no heading {heading!r}"
+    level = len(match.group(1))
+    end = re.compile(rf"^#{{1,{level}}} ", re.MULTILINE).search(blanked, match.end())
+    return text[match.end():end.start() if end else len(text)]
+
+
+def fenced_blocks(text: str, language: str) -> list[str]:
+    """The bodies of the ```language blocks in `text`, in order."""
+    return [body for lang, body in _FENCED.findall(text) if lang == language]
+
+
+def command_lines(text: str) -> list[str]:
+    """The commands of the ```sh blocks in `text`: one a line, comments cut off."""
+    lines = []
+    for block in fenced_blocks(text, "sh"):
+        for line in block.splitlines():
+            command = re.sub(r"\s+#.*$", "", line).strip()
+            if command and not command.startswith("#"):
+                lines.append(command)
+    return lines

@@ -1,0 +1,90 @@
+"""The commands docs/operations.md tells an operator to run, run: the backups of either
+database and their restores (an app deleted after the backup is back after the restore),
+and the command that makes a dashboard token."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.docpages import DOCS, command_lines, section
+from tests.integration.test_config_cli import qqavatar
+from tests.postgres_fixture import as_env, fresh_database
+
+PAGE = DOCS / "operations.md"
+
+
+def backup_commands(database: str) -> list[str]:
+    """The commands of the page's Backups section that concern `database`, in order."""
+    text = section(PAGE, "Backups")
+    part = text[text.index(f"**{database}**"):]
+    following = re.search(r"^\*\*(?!" + re.escape(database) + r")", part, re.MULTILINE)
+    return command_lines(part[:following.start()] if following else part)
+
+
+def run_line(line: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+    """One command line as a shell runs it; the checkout's `.venv/bin/python` is ours."""
+    line = line.replace(".venv/bin/python", sys.executable)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QQAVATAR_")}
+    done = subprocess.run(["sh", "-c", line], cwd=cwd, env={**clean, **(env or {})},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{line}\n{done.stderr}"
+
+
+def make_app(cwd: Path, env: dict[str, str] | None = None) -> str:
+    done = qqavatar("app", "create", "backed-up", "--json", env=env, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    app_key: str = json.loads(done.stdout)["app_key"]
+    return app_key
+
+
+def app_exists(app_key: str, cwd: Path, env: dict[str, str] | None = None) -> bool:
+    return qqavatar("app", "show", app_key, "--json", env=env, cwd=cwd).returncode == 0
+
+
+def delete_app(app_key: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+    done = qqavatar("app", "delete", app_key, "--yes", env=env, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    assert not app_exists(app_key, cwd, env)
+
+
+def test_sqlite_backup_and_restore(tmp_path: Path) -> None:
+    backup, restore = backup_commands("SQLite")
+    app_key = make_app(tmp_path)  # the default data dir: ./data
+    assert (tmp_path / "data" / "qqavatar.db").is_file()
+    run_line(backup, tmp_path)
+    assert (tmp_path / "qqavatar-backup.db").is_file()
+    delete_app(app_key, tmp_path)
+    run_line(restore, tmp_path)
+    assert app_exists(app_key, tmp_path)
+
+
+def test_postgresql_backup_and_restore(tmp_path: Path) -> None:
+    for tool in ("pg_dump", "pg_restore"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian: apt-get install postgresql-client)")
+    dump, restore = backup_commands("PostgreSQL")
+    with fresh_database() as url:
+        env = {"QQAVATAR_DATABASE_URL": as_env(url)}
+        app_key = make_app(tmp_path, env)
+        run_line(dump, tmp_path, env)
+        assert (tmp_path / "qqavatar.dump").is_file()
+        delete_app(app_key, tmp_path, env)
+        run_line(restore, tmp_path, env)
+        assert app_exists(app_key, tmp_path, env)
+
+
+def test_the_dashboard_token_command_makes_a_long_token() -> None:
+    text = section(PAGE, "Statistics and the dashboard")
+    match = re.search(r"python -c '(import secrets; [^']+)'", text)
+    assert match, "the page gives no command for a token"
+    made = subprocess.run([sys.executable, "-c", match.group(1)], capture_output=True,
+                          text=True, check=True, timeout=30).stdout.strip()
+    assert len(made) >= 32 and re.fullmatch(r"[A-Za-z0-9_-]+", made)
