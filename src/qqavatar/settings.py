@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     cache_ttl: int = Field(default=86400, ge=0)
     cache_default_ttl: int = Field(default=600, ge=0)
 
-    # Avatar cache policy and upstream resilience (README "Cache policy").
+    # Avatar cache policy and upstream resilience (docs/guide.md, "Cache policy").
     # Tried in turn after upstream_user_url; unset: see `upstream_user_alternates`.
     upstream_user_urls: UrlList = None
     negative_ttl: int = Field(default=30, ge=0)   # s an upstream failure is remembered per avatar
@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     secret_key: SecretKey = None
     http_status: Literal["200", "mirror"] = "200"
 
-    # Members and per-app limits (README "Members and limits").
+    # Members and per-app limits (docs/guide.md, "Members and limits").
     token_ttl: int = Field(default=30 * 86400, ge=1)  # seconds a login session holds
     # Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: CidrList = ""
@@ -192,7 +192,7 @@ class Settings(BaseSettings):
     client_member_rate: int = Field(default=20, ge=0)
     client_failed_logins: int = Field(default=10, ge=0)
 
-    # Operating it: logs, metrics, readiness (see README "Operating it").
+    # Operating it: logs, metrics, readiness (docs/operations.md, "Operating it").
     log_format: Literal["auto", "json", "text"] = "auto"  # auto: JSON unless stderr is a tty
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False             # one log line per request; off on the hot path

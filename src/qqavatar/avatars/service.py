@@ -1,6 +1,6 @@
 """The avatar façade: memory → disk → Redis → single-flight → qlogo (alternates, breakers).
 
-Freshness policy (README "Cache policy"):
+Freshness policy (docs/guide.md, "Cache policy"):
 
 - A real avatar is fresh for `ttl` (never longer than qlogo's max-age), Tencent's default
   image for `default_ttl`. Fresh entries are answered from memory: `X-Cache: HIT`.
