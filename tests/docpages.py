@@ -33,8 +33,8 @@ def command_lines(text: str) -> list[str]:
     """The commands of the ```sh blocks in `text`: one a line, comments cut off."""
     lines = []
     for block in fenced_blocks(text, "sh"):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():  # a trailing \ joins lines
             command = re.sub(r"\s+#.*$", "", line).strip()
             if command and not command.startswith("#"):
-                lines.append(command)
+                lines.append(re.sub(r"\s+", " ", command))
     return lines
