@@ -125,6 +125,16 @@ def test_a_dead_redis_is_a_warning_not_a_failure(base_env: dict[str, str]) -> No
     assert "s3cret-pass" not in done.stdout
 
 
+def test_an_unreadable_redis_url_is_not_shown(base_env: dict[str, str]) -> None:
+    done = doctor({**base_env, "QQAVATAR_REDIS_URL": "redis//:hunter4@127.0.0.1:6379/0"},
+                  "--json")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    redis = rows(done)["redis"]
+    assert redis["status"] == "warn" and redis["detail"].startswith("(unreadable URL, not shown)")
+    assert "hunter4" not in done.stdout
+
+
 def test_a_bad_database_url_fails_with_status_1(base_env: dict[str, str]) -> None:
     port = free_port()
     env = {**base_env,
@@ -140,11 +150,16 @@ def test_a_bad_database_url_fails_with_status_1(base_env: dict[str, str]) -> Non
     assert rows(done)["upstream (users)"]["status"] == "ok"  # the rest is still checked
 
 
-def test_an_unparseable_database_url_is_a_failed_row(base_env: dict[str, str]) -> None:
-    done = doctor({**base_env, "QQAVATAR_DATABASE_URL": "not a url"}, "--json")
+@pytest.mark.parametrize("url", ["not a url", "postgresql//someone:hunter3@127.0.0.1/x"])
+def test_an_unreadable_database_url_is_a_failed_row_that_hides_it(
+        base_env: dict[str, str], url: str) -> None:
+    done = doctor({**base_env, "QQAVATAR_DATABASE_URL": url}, "--json")
 
     assert done.returncode == 1, done.stdout + done.stderr
-    assert rows(done)["database"]["status"] == "FAIL"
+    database = rows(done)["database"]
+    assert database["status"] == "FAIL"
+    assert "cannot read this URL" in database["detail"]
+    assert url not in done.stdout and "hunter3" not in done.stdout
     assert "Traceback" not in done.stderr
 
 
@@ -175,7 +190,8 @@ def test_a_dead_alternate_is_a_warning_and_its_token_is_masked(
     assert found["upstream (users)"]["status"] == "ok"
     alternate = found["upstream (users, alternate 1)"]
     assert alternate["status"] == "warn"
-    assert f"127.0.0.1:{port}" in alternate["detail"] and "token=****" in alternate["detail"]
+    assert f"127.0.0.1:{port}" in alternate["detail"] and "token=****: " in alternate["detail"]
+    assert "ConnectError" in alternate["detail"]  # the reason survives the mask
     assert "alt-secret-77" not in done.stdout
 
 

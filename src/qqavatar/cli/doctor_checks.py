@@ -40,6 +40,20 @@ def first_line(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
 
 
+def shown_url(url: str) -> str:
+    """`url` without its password; nothing of it when it does not read as scheme://host
+    (where a password would be cannot be known then)."""
+    from urllib.parse import urlsplit
+
+    from ..config import mask_url
+
+    try:
+        readable = bool(urlsplit(url).scheme and urlsplit(url).netloc)
+    except ValueError:
+        readable = False
+    return mask_url(url) if readable else "(unreadable URL, not shown)"
+
+
 def millis(started: float) -> str:
     return f"{(time.perf_counter() - started) * 1000:.0f} ms"
 
@@ -59,13 +73,16 @@ def sqlite_file(url: str) -> Path | None:
 async def check_database(settings: Settings, timeout: float) -> Row:
     from sqlalchemy import text
 
-    from ..config import mask_url
     from ..store.db import make_engine, script_heads
 
     url = settings.effective_database_url
-    shown = mask_url(url)
     try:
         file = sqlite_file(url)
+    except Exception:  # noqa: BLE001 — not a URL: where its password is cannot be known
+        return Row("database", FAIL, "(not shown) SQLAlchemy cannot read this URL: "
+                                     "dialect://user:password@host/database")
+    shown = shown_url(url)
+    try:
         if file is not None and not file.exists():
             return Row("database", OK, f"{shown}: no file yet, created on first start")
         engine = make_engine(url)
@@ -103,9 +120,7 @@ async def check_redis(settings: Settings, timeout: float) -> Row:
         return Row("redis", OFF, "not configured (QQAVATAR_REDIS_URL): this process only")
     from redis.asyncio import Redis
 
-    from ..config import mask_url
-
-    shown = mask_url(settings.redis_url)
+    shown = shown_url(settings.redis_url)
     started = time.perf_counter()
     try:
         client = Redis.from_url(settings.redis_url, socket_connect_timeout=timeout,
@@ -135,11 +150,13 @@ async def check_upstream(part: str, template: str, upstream: Upstream, *,
     from ..config import mask_url
 
     started = time.perf_counter()
+    url = template
     try:
         url = probe_url(template)
         fetched = await upstream.fetch(url)
     except Exception as exc:  # noqa: BLE001 — UpstreamError, or a template that cannot be used
-        reason = mask_url(getattr(exc, "detail", None) or first_line(exc))
+        reason = str(getattr(exc, "detail", None) or first_line(exc))
+        reason = reason.replace(url, mask_url(url))  # the URL's own words only: not the error's
         return Row(part, FAIL if required else WARN, f"{reason} (after {millis(started)})")
     return Row(part, OK, f"{mask_url(url)}: {fetched.content_type}, {len(fetched.body)} bytes "
                          f"in {millis(started)}")
