@@ -52,8 +52,7 @@ def test_help_imports_nothing_heavy(args: tuple[str, ...]) -> None:
 
 
 def test_the_probe_sees_heavy_imports_when_a_command_needs_them() -> None:
-    # `get` without an app key stops at its usage error, after its module ran; `config`
-    # reads the settings (pydantic): the probe would notice an eager import.
+    # `config` reads the settings (pydantic): the probe sees what a command really loads.
     assert "pydantic" in loaded_after("config")
 
 
