@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from tests.server_fixture import RunningServer, free_port, wait_until_listening
+from tests.server_fixture import RunningServer, database_for, free_port, wait_until_listening
 
 LINK = re.compile(r"dashboard: (http://127\.0\.0\.1:\d+/admin/login\?code=[A-Za-z0-9_-]{43})"
                   r"(?![A-Za-z0-9_-])")
@@ -85,8 +85,12 @@ class TerminalServer:
 
 
 def environment(data_dir: Path, fake_qlogo: Any, **extra: str) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("QQAVATAR_") or name == "QQAVATAR_DATABASE_URL"}
+    """A server's environment without the caller's QQAVATAR_* settings; on the PostgreSQL
+    pass, the data dir's own database (as RunningServer's)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("QQAVATAR_")}
+    database = database_for(data_dir)
+    if database is not None:
+        env["QQAVATAR_DATABASE_URL"] = database
     return {**env, "QQAVATAR_DATA_DIR": str(data_dir),
             "QQAVATAR_UPSTREAM_USER_URL": fake_qlogo.url + "/g?b=qq&nk={qq}&s={size}",
             "QQAVATAR_UPSTREAM_GROUP_URL": fake_qlogo.url + "/gh/{group}/{group}/{size}/",
