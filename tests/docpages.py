@@ -3,7 +3,10 @@ a page tells the operator to run is the command a test runs."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,3 +41,21 @@ def command_lines(text: str) -> list[str]:
             if command and not command.startswith("#"):
                 lines.append(re.sub(r"\s+", " ", command))
     return lines
+
+
+DOCUMENTED_URL = "http://127.0.0.1:8000"  # the server address the pages write
+
+
+def run_shell(line: str, cwd: Path, env: dict[str, str] | None = None,
+              url: str | None = None) -> str:
+    """One command line of a page as a shell runs it; its stdout. The checkout's
+    `.venv/bin/python` is this test's Python, `url` stands for the documented address, and
+    the runner's own QQAVATAR_* settings are left out (`env` adds what the test needs)."""
+    line = line.replace(".venv/bin/python", sys.executable)
+    if url is not None:
+        line = line.replace(DOCUMENTED_URL, url)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QQAVATAR_")}
+    done = subprocess.run(["sh", "-c", line], cwd=cwd, env={**clean, **(env or {})},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{line}\n{done.stderr}"
+    return done.stdout

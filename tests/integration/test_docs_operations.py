@@ -5,18 +5,19 @@ and the command that makes a dashboard token."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.docpages import DOCS, command_lines, section
+from tests.docpages import DOCS, command_lines, run_shell, section
 from tests.integration.test_config_cli import qqavatar
 from tests.postgres_fixture import as_env, fresh_database
+from tests.server_fixture import RunningServer
 
 PAGE = DOCS / "operations.md"
 
@@ -27,15 +28,6 @@ def backup_commands(database: str) -> list[str]:
     part = text[text.index(f"**{database}**"):]
     following = re.search(r"^\*\*(?!" + re.escape(database) + r")", part, re.MULTILINE)
     return command_lines(part[:following.start()] if following else part)
-
-
-def run_line(line: str, cwd: Path, env: dict[str, str] | None = None) -> None:
-    """One command line as a shell runs it; the checkout's `.venv/bin/python` is ours."""
-    line = line.replace(".venv/bin/python", sys.executable)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QQAVATAR_")}
-    done = subprocess.run(["sh", "-c", line], cwd=cwd, env={**clean, **(env or {})},
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"{line}\n{done.stderr}"
 
 
 def make_app(cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -59,10 +51,10 @@ def test_sqlite_backup_and_restore(tmp_path: Path) -> None:
     backup, restore = backup_commands("SQLite")
     app_key = make_app(tmp_path)  # the default data dir: ./data
     assert (tmp_path / "data" / "qqavatar.db").is_file()
-    run_line(backup, tmp_path)
+    run_shell(backup, tmp_path)
     assert (tmp_path / "qqavatar-backup.db").is_file()
     delete_app(app_key, tmp_path)
-    run_line(restore, tmp_path)
+    run_shell(restore, tmp_path)
     assert app_exists(app_key, tmp_path)
 
 
@@ -74,10 +66,10 @@ def test_postgresql_backup_and_restore(tmp_path: Path) -> None:
     with fresh_database() as url:
         env = {"QQAVATAR_DATABASE_URL": as_env(url)}
         app_key = make_app(tmp_path, env)
-        run_line(dump, tmp_path, env)
+        run_shell(dump, tmp_path, env)
         assert (tmp_path / "qqavatar.dump").is_file()
         delete_app(app_key, tmp_path, env)
-        run_line(restore, tmp_path, env)
+        run_shell(restore, tmp_path, env)
         assert app_exists(app_key, tmp_path, env)
 
 
@@ -88,3 +80,26 @@ def test_the_dashboard_token_command_makes_a_long_token() -> None:
     made = subprocess.run([sys.executable, "-c", match.group(1)], capture_output=True,
                           text=True, check=True, timeout=30).stdout.strip()
     assert len(made) >= 32 and re.fullmatch(r"[A-Za-z0-9_-]+", made)
+
+
+ADMIN_TOKEN = "docs-operations-admin-token-0123456789abcdef"
+
+
+def test_the_dashboards_json_commands_answer(tmp_path: Path, fake_qlogo: Any) -> None:
+    lines = [line for line in command_lines(section(PAGE, "Statistics and the dashboard"))
+             if line.startswith("curl")]
+    assert [re.search(r"/admin/api/(\w+)", line).group(1) for line in lines  # type: ignore[union-attr]
+            ] == ["apps", "stats", "daily"]
+    server = RunningServer(tmp_path / "server", fake_qlogo.url,
+                           extra_env={"QQAVATAR_ADMIN_TOKEN": ADMIN_TOKEN})
+    try:
+        app_key = server.create_app("dashboard")["app_key"]
+        server.wait_for_app(app_key)
+        env = {"QQAVATAR_ADMIN_TOKEN": ADMIN_TOKEN, "KEY": app_key}
+        answers = [json.loads(run_shell(line, tmp_path, env, server.url)) for line in lines]
+    finally:
+        server.stop()
+    apps, stats, daily = answers
+    assert app_key in [app["app_key"] for app in apps]  # beside the first start's own
+    assert isinstance(stats, list) and all(row["app_key"] == app_key for row in stats)
+    assert len(daily) == 30 and {"day", "calls", "cache_hit_ratio"} <= set(daily[-1])

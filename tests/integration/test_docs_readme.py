@@ -5,20 +5,17 @@ the page writes a file, answers with the fields its sample answers show everywhe
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.docpages import ROOT, command_lines, fenced_blocks, section
+from tests.docpages import ROOT, command_lines, fenced_blocks, run_shell, section
 from tests.server_fixture import RunningServer
 
 README = ROOT / "README.md"
-DOCUMENTED_URL = "http://127.0.0.1:8000"
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 
@@ -33,14 +30,6 @@ def sample_fields(heading: str) -> set[str]:
     comments = [line for block in fenced_blocks(section(README, heading), "sh")
                 for line in block.splitlines() if re.match(r"#\s+[{\"]", line)]
     return set(re.findall(r'"(\w+)":', "\n".join(comments)))
-
-
-def run_curl(line: str, server: RunningServer, key: str, cwd: Path) -> str:
-    done = subprocess.run(["sh", "-c", line.replace(DOCUMENTED_URL, server.url)], cwd=cwd,
-                          env={**os.environ, "KEY": key}, capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, f"{line}\n{done.stderr}"
-    return done.stdout
 
 
 def answer_of(stdout: str) -> dict[str, Any]:
@@ -61,7 +50,7 @@ def test_the_readmes_curl_commands_answer_as_shown(heading: str, server: Running
                                                    app: dict[str, Any], tmp_path: Path) -> None:
     fields: set[str] = set()
     for line in curl_lines(heading):
-        stdout = run_curl(line, server, app["app_key"], tmp_path)
+        stdout = run_shell(line, tmp_path, {"KEY": app["app_key"]}, server.url)
         written = re.search(r"-o (\S+)", line)
         if written:
             assert (tmp_path / written.group(1)).read_bytes().startswith(_IMAGE_MAGIC), line
