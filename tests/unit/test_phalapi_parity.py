@@ -211,3 +211,11 @@ def test_kept_bodies_of_gets_are_not_read(server: RunningServer, app: dict[str, 
         content=b'{"size": 640}')
     assert Image.open(io.BytesIO(response.content)).size == (40, 40)
     assert response.headers["connection"] == "close"
+
+
+def test_kept_the_api_path_names_the_service_over_s(server: RunningServer,
+                                                    app: dict[str, Any]) -> None:
+    reply = server.client.get("/api/App/QQ/UserImage", params={
+        "s": "App.QQ.GroupImage", "app_key": app["app_key"], "qq": "10001",
+        "output": "0"}).json()
+    assert answer(reply) == (200, "")  # GroupImage would want its `group`
