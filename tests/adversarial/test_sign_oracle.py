@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -101,6 +102,27 @@ def assert_no_oracle(response: httpx.Response, app: dict[str, Any]) -> None:
 
 def test_the_reviewed_attack_fails(server: RunningServer, signed: dict[str, Any],
                                    proxied: httpx.Client) -> None:
+    attempt_the_attack(proxied, signed)
+
+
+@pytest.mark.parametrize("how", [("--server", "uvicorn"), ("--access-log",)],
+                         ids=["uvicorn", "granian-asgi"])
+def test_the_reviewed_attack_fails_on_every_server_path(
+        tmp_path: Path, fake_qlogo: Any, how: tuple[str, ...]) -> None:
+    """uvicorn's ASGI scope, and the ASGI app granian runs with the access log on, name the
+    server's address their own way: neither lets the Host through."""
+    running = RunningServer(tmp_path, fake_qlogo.url, args=how)
+    try:
+        app = running.create_app("oracle", sign_required=True)
+        running.wait_for_app(app["app_key"])
+        attempt_the_attack(running.client, app)
+        link = signed_call(running.client, app, "App.QQ.UserImageLink", {"qq": "376741929"})
+        assert link.json()["data"]["url"].startswith(running.url + "/a/")
+    finally:
+        running.stop()
+
+
+def attempt_the_attack(proxied: httpx.Client, signed: dict[str, Any]) -> None:
     answer = signed_call(proxied, signed, "App.QQ.UserImageLink", {"qq": "376741929"},
                          {"Host": hostile_text(signed)})
     assert answer.json()["ret"] == 200
