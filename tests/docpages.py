@@ -44,6 +44,7 @@ def command_lines(text: str) -> list[str]:
 
 
 DOCUMENTED_URL = "http://127.0.0.1:8000"  # the server address the pages write
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # what a JPEG or PNG file starts with
 
 
 def run_shell(line: str, cwd: Path, env: dict[str, str] | None = None,
@@ -56,6 +57,6 @@ def run_shell(line: str, cwd: Path, env: dict[str, str] | None = None,
         line = line.replace(DOCUMENTED_URL, url)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QQAVATAR_")}
     done = subprocess.run(["sh", "-c", line], cwd=cwd, env={**clean, **(env or {})},
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, errors="replace", timeout=120)
     assert done.returncode == 0, f"{line}\n{done.stderr}"
     return done.stdout

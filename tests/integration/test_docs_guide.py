@@ -5,13 +5,16 @@ gives the sign of its worked example."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
-from tests.docpages import DOCS, command_lines, fenced_blocks, section
+from tests.docpages import DOCS, IMAGE_MAGIC, command_lines, fenced_blocks, run_shell, section
 from tests.integration.test_config_cli import qqavatar
+from tests.server_fixture import RunningServer
 
 PAGE = DOCS / "guide.md"
 
@@ -53,3 +56,20 @@ def test_the_signing_code_gives_the_worked_examples_sign() -> None:
     sign = re.search(r"`sign=([0-9A-F]{32})`", text)
     assert secret and sign
     assert namespace["yesapi_sign"](pairs, secret.group(1)) == sign.group(1)
+
+
+def test_the_consumer_commands_fetch_what_the_page_says(server: RunningServer,
+                                                        app: dict[str, Any],
+                                                        tmp_path: Path) -> None:
+    """"Command line": the block run as one script, `qqavatar` on the PATH as installed."""
+    script = "\n".join(command_lines(section(PAGE, "Command line")))
+    (tmp_path / "numbers.txt").write_text("376741929\n\n# a comment\n123456\n376741929\n")
+    bin_dir = str(Path(sys.executable).parent)
+    env = {"KEY": app["app_key"], "SECRET": app["app_secret"],
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    out = run_shell(script, tmp_path, env, server.url)
+    fetched = sorted(path.name.partition(".")[0] for path in (tmp_path / "avatars").iterdir())
+    assert fetched == ["123456_140", "376741929_140"]  # NUMBER_SIZE.EXT, the repeat once
+    for written in [tmp_path / "group.png", tmp_path / "me.jpg", *(tmp_path / "avatars").iterdir()]:
+        assert written.read_bytes().startswith(IMAGE_MAGIC), written
+    assert re.search(r"\bfetched 2\b", out), out[-500:]

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.docpages import ROOT, command_lines, fenced_blocks, run_shell, section
+from tests.docpages import IMAGE_MAGIC, ROOT, command_lines, fenced_blocks, run_shell, section
 from tests.server_fixture import RunningServer
 
 README = ROOT / "README.md"
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 
 def curl_lines(heading: str) -> list[str]:
@@ -53,7 +52,7 @@ def test_the_readmes_curl_commands_answer_as_shown(heading: str, server: Running
         stdout = run_shell(line, tmp_path, {"KEY": app["app_key"]}, server.url)
         written = re.search(r"-o (\S+)", line)
         if written:
-            assert (tmp_path / written.group(1)).read_bytes().startswith(_IMAGE_MAGIC), line
+            assert (tmp_path / written.group(1)).read_bytes().startswith(IMAGE_MAGIC), line
             continue
         answer = answer_of(stdout)
         if "ret" in answer:
