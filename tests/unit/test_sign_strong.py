@@ -6,6 +6,7 @@ import secrets
 
 import pytest
 
+from qqavatar.client.calls import Core, encoded_image, register
 from qqavatar.limits.nonces import NonceStore
 from qqavatar.protocol.errors import ApiError
 from qqavatar.protocol.sign import (
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.anyio
 SECRET = "s3cret" * 8
 SERVICE = "App.QQ.UserImage"
 NOW = 1_764_331_200
+NUMBER_TEXT = "376741929"
 # The collision: YesApi joins bare values, so these two share one sign.
 ASKED = {"app_key": "K" * 32, "qq": "376741929", "return_data": "1"}
 COLLIDING = {"app_key": "K" * 32, "qq": "37674192", "return_data": "91", "zz": ""}
@@ -132,3 +134,20 @@ async def test_redis_shares_nonces_between_servers() -> None:
         for store in (first, second):
             assert store.redis is not None
             await store.redis.aclose()
+
+
+def test_the_sdk_signs_each_attempt_afresh() -> None:
+    core = Core("K" * 32, SECRET, sign_scheme="hmac-sha256", clock=lambda: NOW)
+    first, second = (core.prepare(encoded_image("user", NUMBER_TEXT, 40)) for _ in range(2))
+    assert first.query["nonce"] != second.query["nonce"]  # a retry is not a replay
+    for prepared in (first, second):
+        params = prepared.query
+        assert params["timestamp"] == str(NOW)
+        check_strong_sign(SERVICE, params, SECRET, params["sign"], NOW)
+    posted = core.prepare(register("alice", "pw"))  # credentials in the body, `s` in the URL
+    assert posted.form is not None and set(posted.query) == {"s"}
+    check_strong_sign("App.User.Register", posted.form, SECRET, posted.form["sign"], NOW)
+    with pytest.raises(ValueError, match="sign_scheme"):
+        Core("K" * 32, SECRET, sign_scheme="md5")
+    with pytest.raises(ValueError, match="needs the app_secret"):
+        Core("K" * 32, None, sign_scheme="hmac-sha256")
