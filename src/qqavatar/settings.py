@@ -189,7 +189,7 @@ class Settings(BaseSettings):
     # Per client address (limits/perclient.py; 0: off): private link views and App.User.*
     # calls per second, failed logins per minute per username (three times that per address).
     client_view_rate: int = Field(default=50, ge=0)
-    client_member_rate: int = Field(default=20, ge=0)
+    client_member_rate: int = Field(default=50, ge=0)
     client_failed_logins: int = Field(default=10, ge=0)
 
     # Operating it: logs, metrics, readiness (docs/operations.md, "Operating it").

@@ -37,7 +37,7 @@ class Budgets:
     """Per client address; 0 turns a budget off."""
 
     views: int = 50            # private link views per second
-    members: int = 20          # App.User.* calls per second
+    members: int = 50          # App.User.* calls per second
     failed_logins: int = 10    # failed logins per minute per username (3x per address)
 
 
