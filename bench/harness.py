@@ -10,7 +10,12 @@ Scenarios (issue 3):
 - cold: 200 simultaneous requests for one uncached avatar: requests qlogo saw;
 - memory: qqavatar's RSS after N distinct avatars with a 64 MiB cache, and idle;
 - hotpath: the Python work per cached hit in-process (`python -m bench.hotpath`), kept
-  answers and the full path, next to the floor's.
+  answers and the full path, next to the floor's;
+- mix (issue 17, bench/mix.py): a real site's load, Zipf over 10 000 and 100 000 numbers,
+  mixed sizes, one call in five JSON, qqavatar on its defaults against nginx: req/s, p99,
+  upstream requests during the run, RSS per cached avatar;
+- restart: the mix's qqavatar stopped and started on the same data dir, the mix replayed:
+  the upstream requests a restart costs.
 """
 
 from __future__ import annotations
@@ -25,13 +30,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
+from . import mix as mixes
 from . import nginx, wrk
 from .burst import burst
 from .procs import Proc, pinned
@@ -57,12 +63,14 @@ from .targets import (
 )
 
 HIT_SCENARIOS = ("image40", "image640", "json640", "signed40", "fresh40")
-SCENARIOS = (*HIT_SCENARIOS, "half", "miss", "cold", "memory", "hotpath")
+SCENARIOS = (*HIT_SCENARIOS, "half", "miss", "cold", "memory", "hotpath", "mix", "restart")
 MISS_DELAY_MS = 50
 MEMORY_CACHE = "64MiB"
 MEMORY_CACHE_BYTES = 64 * 1024 * 1024
 HIT_LOAD = wrk.Load(connections=50, duration=10.0)
 MISS_LOAD = wrk.Load(connections=16, duration=10.0)  # ~300 new avatars/s at 50 ms each
+MIX_LOAD = wrk.Load(connections=32, duration=10.0)
+MIX_NUMBERS = (10_000, 100_000)
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,8 @@ class Options:
     memory_avatars: int = 200_000
     memory_connections: int = 32
     memory_max_seconds: float = 1800.0
+    mix_numbers: tuple[int, ...] = MIX_NUMBERS
+    mix_load: wrk.Load = MIX_LOAD
     server_cpu: int | None = 0
     load_cpu: int | None = 1
     quick: bool = False
@@ -95,8 +105,26 @@ class Results:
     cold: dict[str, dict[str, Any]] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     hotpath: dict[str, dict[str, float]] = field(default_factory=dict)
+    mix: dict[str, dict[str, Any]] = field(default_factory=dict)  # by the count of numbers
+    restart: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MixServer:
+    name: str
+    proc: Proc
+    url: str
+    app_key: str
+    numbers: int
+    calls: list[mixes.Call]
+    idle_rss: int
+    warm_rss: int
+    image_bytes: int      # the bytes of every avatar warmed
+    avatars: int
+    warm_seconds: float
+    warm_upstream: int
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -117,6 +145,7 @@ class Bench:
         self._numbers = itertools.count(1)
         self._runs = itertools.count(1)
         self.problems: list[str] = []  # runs with socket errors or failed answers
+        self._mixed: dict[int, MixServer] = {}  # qqavatar on defaults, warmed, by numbers
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -367,6 +396,122 @@ class Bench:
         for name, item in results.hotpath.items():
             self.log(f"  hotpath   {name:<9} {item['kept_us']:.2f} µs kept, "
                      f"{item['full_us']:.2f} µs full path, floor {item['floor_us']:.2f} µs")
+
+    def _mix_server(self, numbers: int) -> MixServer:
+        """A qqavatar of its own on its defaults, every (number, size) of the mix warmed on it
+        (and on nginx, side by side), its RSS before and after."""
+        if numbers in self._mixed:
+            return self._mixed[numbers]
+        opts, fake = self.options, self.fake
+        assert fake is not None
+        name = f"qqavatar-mix{numbers}"
+        proc, url = start_qqavatar(self.work, name, fake, server=opts.server,
+                                   workers=opts.workers, cpu=opts.server_cpu)
+        self._keep(proc)
+        proc.wait_http(url + "/")
+        app_key, _ = first_app(proc)
+        time.sleep(2.0)  # let start-up settle, as the memory scenario does
+        idle = proc.rss_bytes()
+        path = mixes.qqavatar_path(app_key)
+        targets = [(url, path)]
+        if "nginx" in self.targets:
+            targets.append((self.targets["nginx"].url, mixes.nginx_path))
+        pairs = mixes.keys(numbers)
+        before, started = self._upstream_requests(), time.monotonic()
+        warmed = mixes.warm(targets, pairs)
+        seconds = time.monotonic() - started
+        for (target_url, _), result in zip(targets, warmed, strict=True):
+            if result.failures:
+                self.problems.append(f"mix {numbers}: warming {target_url} failed: "
+                                     + "; ".join(result.failures))
+        time.sleep(1.0)
+        server = MixServer(name=name, proc=proc, url=url, app_key=app_key, numbers=numbers,
+                           calls=mixes.draw(numbers), idle_rss=idle, warm_rss=proc.rss_bytes(),
+                           image_bytes=warmed[0].body_bytes, avatars=len(pairs),
+                           warm_seconds=seconds,
+                           warm_upstream=self._upstream_requests() - before)
+        self.log(f"  mix       {numbers} numbers: {len(pairs)} avatars warmed in {seconds:.0f} s "
+                 f"({server.warm_upstream} upstream requests), RSS {idle / 2**20:.1f} → "
+                 f"{server.warm_rss / 2**20:.1f} MiB")
+        self._mixed[numbers] = server
+        return server
+
+    def _upstream_requests(self) -> int:
+        assert self.fake is not None
+        stats = self.fake.control("/_fake/stats")
+        assert isinstance(stats, dict)
+        return int(stats["requests"])
+
+    def _replay(self, target: Target, paths_file: Path, label: str) -> dict[str, Any]:
+        """A warm-up pass, then the measured run of one drawn list: the run, and the
+        upstream requests made during it."""
+        opts = self.options
+        lua = wrk.script(paths_file=paths_file)
+        if opts.warmup > 0:
+            self._wrk(target, replace(opts.mix_load, duration=opts.warmup), f"{label}-warmup",
+                      lua=lua)
+        before = self._upstream_requests()
+        result = self._wrk(target, opts.mix_load, label, lua=lua)
+        upstream = self._upstream_requests() - before
+        self.log(f"  {label:9} {target.name:9} {result.rps:9.0f} req/s  "
+                 f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+                 f"{upstream} upstream")
+        return {**result.as_dict(), "upstream_requests": upstream}
+
+    def mix(self, results: Results) -> None:
+        for numbers in self.options.mix_numbers:
+            server = self._mix_server(numbers)
+            mine = Target("qqavatar", "qqavatar (defaults)", server.url, server.proc)
+            runs = {"qqavatar": self._replay(mine, self._paths(server, "qqavatar"), "mix")}
+            if "nginx" in self.targets:
+                nginx_target = self.targets["nginx"]
+                runs["nginx"] = self._replay(nginx_target, self._paths(server, "nginx"), "mix")
+            after = server.proc.rss_bytes()
+            gauges = mixes.cache_gauges(server.url)
+            cached = int(gauges.get("qqavatar_cache_entries", 0))
+            results.mix[str(numbers)] = {
+                "numbers": numbers, "avatars": server.avatars, "runs": runs,
+                "warm_seconds": server.warm_seconds, "warm_upstream": server.warm_upstream,
+                "memory": {"idle_rss": server.idle_rss, "warm_rss": server.warm_rss,
+                           "after_rss": after, "cached": cached,
+                           "cached_bytes": gauges.get("qqavatar_cache_bytes", 0.0),
+                           "image_bytes": server.image_bytes},
+            }
+            if numbers != self.options.mix_numbers[0]:  # the first one serves `restart`
+                server.proc.stop()
+                self.procs.remove(server.proc)
+
+    def restart(self, results: Results) -> None:
+        opts, fake = self.options, self.fake
+        assert fake is not None
+        server = self._mix_server(opts.mix_numbers[0])
+        server.proc.stop()  # SIGTERM: a graceful stop, the disk writes finish
+        self.procs.remove(server.proc)
+        proc, url = start_qqavatar(self.work, server.name, fake,
+                                   server=opts.server, workers=opts.workers,
+                                   cpu=opts.server_cpu, again=True)
+        self._keep(proc)
+        proc.wait_http(url + "/")
+        files = sum(1 for _ in (self.work / server.name / "avatars").rglob("*.avatar"))
+        target = Target("qqavatar", "qqavatar (restarted)", url, proc)
+        before = self._upstream_requests()
+        # No warm-up pass here: the first calls after the restart are the point.
+        result = self._wrk(target, opts.mix_load, "restart",
+                           lua=wrk.script(paths_file=self._paths(server, "qqavatar")))
+        upstream = self._upstream_requests() - before
+        results.restart = {"numbers": server.numbers, "avatars": server.avatars,
+                           "disk_files": files, **result.as_dict(),
+                           "upstream_requests": upstream}
+        self.log(f"  restart   {result.rps:9.0f} req/s  p99 {result.p99_ms:6.2f} ms  "
+                 f"{upstream} upstream requests ({files} files on disk)")
+
+    def _paths(self, server: MixServer, target: str) -> Path:
+        file = self.work / f"mix{server.numbers}-{target}.paths"
+        if not file.exists():
+            path = mixes.qqavatar_path(server.app_key) if target == "qqavatar" \
+                else mixes.nginx_path
+            mixes.write_paths(file, server.calls, path)
+        return file
 
     # --- the run ----------------------------------------------------------------------------
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from .harness import HIT_SCENARIOS, MEMORY_CACHE_BYTES, MISS_DELAY_MS, Results, spread, summarize
 
 MIB = 2**20
+MIX_GOALS = {10_000: 0.5, 100_000: 0.35}  # issue 17: req/s against nginx, by numbers drawn
 TITLES = {
     "image40": "cached hit, image, 40 px",
     "image640": "cached hit, image, 640 px",
@@ -84,6 +86,7 @@ def goals(results: Results) -> list[tuple[str, str, str, bool | None]]:
         rows.append((f"RSS after {memory['avatars']} avatars over the idle baseline",
                      f"+{memory['growth'] / MIB:.1f} MiB", f"≤ {MEMORY_CACHE_BYTES // MIB} MiB",
                      memory["growth"] <= MEMORY_CACHE_BYTES))
+    rows += mix_goals(results)
     behind = []
     for scenario in HIT_SCENARIOS:
         mine, flask = rps(scenario, "qqavatar"), rps(scenario, "flask")
@@ -99,6 +102,86 @@ def goals(results: Results) -> list[tuple[str, str, str, bool | None]]:
         rows.append(("every scenario ahead of Flask", "behind in " + ", ".join(behind)
                      if behind else "ahead in all measured", "all", not behind))
     return rows
+
+
+def per_avatar(item: dict[str, Any]) -> tuple[float, float]:
+    """RSS growth per cached avatar over the idle server (after the measured run, hot tiers
+    and all), and the bound of issue 17: 1.2× its image bytes + 512 B."""
+    memory = item["memory"]
+    held = max(1, min(item["avatars"], memory["cached"] or item["avatars"]))
+    mean_image = memory["image_bytes"] / max(1, item["avatars"])
+    return (memory["after_rss"] - memory["idle_rss"]) / held, 1.2 * mean_image + 512
+
+
+def mix_goals(results: Results) -> list[tuple[str, str, str, bool | None]]:
+    """The targets of issue 17 that this run measured."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    for key, item in results.mix.items():
+        mine, nginx = item["runs"].get("qqavatar"), item["runs"].get("nginx")
+        first = key == str(min(int(k) for k in results.mix))
+        if mine and nginx:
+            wanted = MIX_GOALS.get(item["numbers"], 0.35)
+            ratio = mine["rps"] / nginx["rps"]
+            rows.append((f"mix over {item['numbers']} numbers, req/s", f"{ratio:.2f}× nginx",
+                         f"≥ {wanted}×", ratio >= wanted))
+        if mine:
+            rows.append((f"mix over {item['numbers']} numbers, p99", f"{mine['p99_ms']:.2f} ms",
+                         "< 5 ms" if first else "no target", mine["p99_ms"] < 5 if first else None))
+            rows.append((f"mix over {item['numbers']} numbers, upstream requests in the run",
+                         str(mine["upstream_requests"]), "0" if first else "counted",
+                         mine["upstream_requests"] == 0 if first else None))
+        growth, bound = per_avatar(item)
+        rows.append((f"RSS per cached avatar, {item['avatars']} avatars", f"{growth:.0f} B",
+                     f"≤ {bound:.0f} B", growth <= bound))
+    if results.restart:
+        rows.append((f"restart, {results.restart['avatars']} avatars warmed: upstream requests",
+                     str(results.restart["upstream_requests"]), "0",
+                     results.restart["upstream_requests"] == 0))
+    return rows
+
+
+def _mix_section(results: Results) -> list[str]:
+    labels = results.labels
+    lines = ["", "## Mix: a real site's load (issue 17)", "",
+             "QQ numbers drawn Zipf(1.0), sizes 40/40/100/100/100/140/640, one call in five "
+             "`output=0` (nginx: the image); every (number, size) warmed first on both; then "
+             "a warm-up pass and `wrk -t1 -c32` over the same drawn list of URLs (bench/mix.py). "
+             "qqavatar runs on its defaults (memory tier and disk tier in its data dir), in a "
+             "process of its own; nginx is `proxy_cache` with a 1 GiB disk zone. *Upstream* "
+             "counts the requests the fake qlogo got during the measured run.", "",
+             "| numbers | avatars | target | req/s | p50 ms | p99 ms | × nginx | upstream |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for item in results.mix.values():
+        nginx_rps = item["runs"].get("nginx", {}).get("rps")
+        for name, run in item["runs"].items():
+            shown = "qqavatar (defaults)" if name == "qqavatar" else labels.get(name, name)
+            lines.append(f"| {item['numbers']} | {item['avatars']} | {shown} | {run['rps']:.0f} | "
+                         f"{_ms(run['p50_ms'])} | {_ms(run['p99_ms'])} | "
+                         f"{_ratio(run['rps'], nginx_rps)} | {run['upstream_requests']} |")
+    lines += ["", "Memory of qqavatar (RSS of its processes) over the idle server: after "
+                  "warming every avatar, and after the measured run (the JSON hot tier and "
+                  "kept answers filled too). Per avatar: the growth after the run over the "
+                  "avatars the memory tier holds; the bound is 1.2× their mean image size "
+                  "+ 512 B.", "",
+              "| avatars | held in memory | image bytes | idle RSS | after warming | after the run "
+              "| per avatar | bound |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for item in results.mix.values():
+        memory = item["memory"]
+        growth, bound = per_avatar(item)
+        mib = [f"{memory[name] / MIB:.1f} MiB"
+               for name in ("image_bytes", "idle_rss", "warm_rss", "after_rss")]
+        lines.append(f"| {item['avatars']} | {memory['cached']} | {' | '.join(mib)} | "
+                     f"{growth:.0f} B | {bound:.0f} B |")
+    restart = results.restart
+    if restart:
+        lines += ["", "Restart: the mix's qqavatar stopped (SIGTERM) and started again on the "
+                      "same data dir, then the same list replayed at once (no warm-up pass).", "",
+                  "| avatars warmed | files on disk | req/s | p50 ms | p99 ms | upstream |",
+                  "|---:|---:|---:|---:|---:|---:|",
+                  f"| {restart['avatars']} | {restart['disk_files']} | {restart['rps']:.0f} | "
+                  f"{_ms(restart['p50_ms'])} | {_ms(restart['p99_ms'])} | "
+                  f"{restart['upstream_requests']} |"]
+    return lines
 
 
 def markdown(results: Results, chart_name: str | None) -> str:
@@ -191,9 +274,11 @@ def markdown(results: Results, chart_name: str | None) -> str:
                   "| scenario | kept µs | full path µs | floor µs |", "|---|---:|---:|---:|"]
         lines += [f"| {name} | {item['kept_us']:.2f} | {item['full_us']:.2f} | "
                   f"{item['floor_us']:.2f} |" for name, item in results.hotpath.items()]
+    if results.mix or results.restart:
+        lines += _mix_section(results)
     rows = goals(results)
     if rows:
-        lines += ["", "## Targets of issue 3", "", "| goal | measured | wanted | met |",
+        lines += ["", "## Targets of issues 3 and 17", "", "| goal | measured | wanted | met |",
                   "|---|---|---|---|"]
         lines += [f"| {goal} | {measured} | {wanted} | {_verdict(ok)} |"
                   for goal, measured, wanted, ok in rows]

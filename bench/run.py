@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="seconds per measured wrk run (10)")
     parser.add_argument("--connections", type=int, help="wrk connections for hits (50)")
     parser.add_argument("--avatars", type=int, help="memory: distinct avatars (200000)")
+    parser.add_argument("--mix-numbers", type=int, action="append",
+                        help="mix: how many QQ numbers to draw from (repeatable; 10000 and "
+                             "100000; restart uses the first)")
     parser.add_argument("--server-cpu", type=int, default=0, help="core of the servers (0)")
     parser.add_argument("--load-cpu", type=int, default=1, help="core of wrk and the fake (1)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
@@ -57,7 +60,8 @@ def options_from(args: argparse.Namespace) -> Options:
     options = Options(server=args.server, workers=args.workers)
     if args.quick:
         options = replace(options, rounds=1, warmup=0.0, memory_avatars=2_000,
-                          memory_max_seconds=60.0, quick=True,
+                          memory_max_seconds=60.0, quick=True, mix_numbers=(300,),
+                          mix_load=replace(options.mix_load, duration=1.0),
                           hit_load=replace(options.hit_load, duration=1.0),
                           miss_load=replace(options.miss_load, duration=1.0))
     hit = options.hit_load
@@ -71,6 +75,10 @@ def options_from(args: argparse.Namespace) -> Options:
         options = replace(options, rounds=args.rounds)
     if args.avatars:
         options = replace(options, memory_avatars=args.avatars)
+    if args.mix_numbers:
+        options = replace(options, mix_numbers=tuple(args.mix_numbers))
+    if args.duration:
+        options = replace(options, mix_load=replace(options.mix_load, duration=args.duration))
     if args.scenario:
         options = replace(options, scenarios=tuple(args.scenario))
     if args.target:

@@ -76,10 +76,11 @@ def start_fake(work: Path, cpu: int | None) -> Fake:
 
 
 def start_qqavatar(work: Path, name: str, fake: Fake, *, server: str, workers: int,
-                   cpu: int | None, **settings: str) -> tuple[Proc, str]:
+                   cpu: int | None, again: bool = False, **settings: str) -> tuple[Proc, str]:
+    """`again`: on the data dir of an earlier start of the same name (a restart)."""
     port = free_port()
     data = work / name
-    data.mkdir()
+    data.mkdir(exist_ok=again)
     env = clean_env(
         QQAVATAR_DATA_DIR=str(data),
         QQAVATAR_UPSTREAM_USER_URL=fake.url + "/g?b=qq&nk={qq}&s={size}",

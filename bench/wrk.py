@@ -2,8 +2,9 @@
 
 Every run gets a generated Lua script whose `done()` prints the summary as one JSON
 line (exact microsecond percentiles instead of wrk's rounded text). Optional parts:
-distinct avatar numbers per request, a fixed delay per connection (a steady rate
-below the peak), and a stop after N requests.
+distinct avatar numbers per request, the paths of a file in turn (a load drawn in
+advance), a fixed delay per connection (a steady rate below the peak), and a stop after
+N requests.
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ end
 response = function(status, headers, body)
   answered = answered + 1
   if limit > 0 and answered >= limit then wrk.thread:stop() end
+end
+"""
+
+_PATHS = r"""
+local paths = {{}}
+for line in io.lines([==[{file}]==]) do paths[#paths + 1] = line end
+local index = 0
+request = function()
+  index = index % #paths + 1
+  return wrk.format(nil, paths[index])
 end
 """
 
@@ -101,9 +112,14 @@ def parse(output: str) -> WrkResult:
 
 
 def script(*, distinct: tuple[str, str, int] | None = None, limit: int = 0,
-           delay_ms: int | None = None) -> str:
-    """The Lua for one run. `distinct`: (path before the number, after it, first number - 1)."""
+           delay_ms: int | None = None, paths_file: Path | None = None) -> str:
+    """The Lua for one run. `distinct`: (path before the number, after it, first number - 1);
+    `paths_file`: one path a line, asked in turn (round again at the end)."""
     parts = [_REPORT]
+    if paths_file is not None:
+        if "]==]" in str(paths_file):
+            raise ValueError("file name cannot be quoted for Lua")
+        parts.append(_PATHS.format(file=paths_file))
     if distinct is not None:
         prefix, suffix, base = distinct
         if "]==]" in prefix + suffix:
