@@ -12,7 +12,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.docpages import DOCS, IMAGE_MAGIC, command_lines, fenced_blocks, run_shell, section
+import httpx
+import pytest
+
+from qqavatar.client import Client, ClientError
+from tests.docpages import (
+    DOCS,
+    DOCUMENTED_URL,
+    IMAGE_MAGIC,
+    command_lines,
+    fenced_blocks,
+    run_shell,
+    section,
+)
 from tests.integration.test_config_cli import qqavatar
 from tests.server_fixture import RunningServer
 
@@ -73,3 +85,37 @@ def test_the_consumer_commands_fetch_what_the_page_says(server: RunningServer,
     for written in [tmp_path / "group.png", tmp_path / "me.jpg", *(tmp_path / "avatars").iterdir()]:
         assert written.read_bytes().startswith(IMAGE_MAGIC), written
     assert re.search(r"\bfetched 2\b", out), out[-500:]
+
+
+def page_code(heading: str, server: RunningServer, app: dict[str, Any]) -> dict[str, Any]:
+    """The section's first Python block run as a reader would paste it: their server's
+    address for the page's, their app's key and secret for APP_KEY and APP_SECRET."""
+    (code, *_) = fenced_blocks(section(PAGE, heading), "python")
+    for documented in (DOCUMENTED_URL, "https://avatar.example.com"):
+        code = code.replace(documented, server.url)
+    namespace: dict[str, Any] = {"APP_KEY": app["app_key"], "APP_SECRET": app["app_secret"]}
+    exec(code, namespace)
+    return namespace
+
+
+def test_the_sdk_example_runs(server: RunningServer, app: dict[str, Any], tmp_path: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace = page_code("Python SDK", server, app)
+    assert Path(f"me.{namespace['avatar'].extension}").read_bytes().startswith(IMAGE_MAGIC)
+    assert namespace["encoded"].content.startswith(IMAGE_MAGIC)
+    # What the page says the refused call raises, with its ret and msg.
+    shown = re.search(r"error\.ret, error\.msg +# (\d+), '([^']+)'", section(PAGE, "Python SDK"))
+    assert shown
+    with (Client(server.url, app["app_key"], app["app_secret"]) as client,
+          pytest.raises(ClientError) as refused):
+        client.user_image("0123")
+    assert (refused.value.ret, refused.value.msg) == (int(shown.group(1)), shown.group(2))
+
+
+def test_the_private_link_example_makes_a_link_that_shows_the_avatar(
+        server: RunningServer, app: dict[str, Any]) -> None:
+    link = page_code("Private avatar links", server, app)["avatar_link"]("376741929")
+    assert link.startswith(server.url + "/a/") and "376741929" not in link
+    shown = httpx.get(link, timeout=10)
+    assert shown.status_code == 200 and shown.content.startswith(IMAGE_MAGIC)
