@@ -4,6 +4,7 @@ and the command that makes a dashboard token."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.docpages import DOCS, command_lines, run_shell, section
+from tests.docpages import DOCS, command_lines, fenced_blocks, run_shell, section
 from tests.integration.test_config_cli import qqavatar
 from tests.postgres_fixture import as_env, fresh_database
 from tests.server_fixture import RunningServer
@@ -103,3 +104,35 @@ def test_the_dashboards_json_commands_answer(tmp_path: Path, fake_qlogo: Any) ->
     assert app_key in [app["app_key"] for app in apps]  # beside the first start's own
     assert isinstance(stats, list) and all(row["app_key"] == app_key for row in stats)
     assert len(daily) == 30 and {"day", "calls", "cache_hit_ratio"} <= set(daily[-1])
+
+
+def synopsis() -> list[tuple[list[str], set[str]]]:
+    """Each `qqavatar …` line of the page's plain (synopsis) blocks, a continuation joined:
+    its command words and the options it names."""
+    entries: list[str] = []
+    for block in fenced_blocks(PAGE.read_text(encoding="utf-8"), ""):
+        for line in block.splitlines():
+            text = line.split("  #")[0].rstrip()
+            if text.startswith("qqavatar"):
+                entries.append(text)
+            elif text.startswith(" ") and entries:
+                entries[-1] += text
+    found = []
+    for entry in entries:
+        words = entry.split()[1:]
+        command = list(itertools.takewhile(lambda word: re.fullmatch(r"[a-z][a-z-]*", word), words))
+        found.append((command, set(re.findall(r"--[a-z][a-z-]*", entry))))
+    return found
+
+
+def test_the_synopsis_names_real_commands_and_options(tmp_path: Path) -> None:
+    entries = synopsis()
+    listed = qqavatar("--help", cwd=tmp_path).stdout.partition("Commands:")[2]
+    commands = {line.split()[0] for line in listed.splitlines() if line.strip()}
+    assert {"serve", "app", "doctor", "stats"} <= commands
+    assert commands == {command[0] for command, _ in entries if command}, "commands left out"
+    for command, options in entries:
+        done = qqavatar(*command, "--help", cwd=tmp_path)
+        assert done.returncode == 0, f"qqavatar {' '.join(command)}: {done.stderr}"
+        missing = {option for option in options if option not in done.stdout}
+        assert not missing, f"qqavatar {' '.join(command)} has no {sorted(missing)}"
