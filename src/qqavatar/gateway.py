@@ -25,7 +25,7 @@ from .protocol.errors import ApiError
 from .protocol.params import parse, parse_bool
 from .protocol.sign import HMAC_SHA256, YESAPI, check_strong_sign, verify_sign
 from .runtime import Runtime
-from .store.db import is_database_outage
+from .store.db import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -144,16 +144,16 @@ class Gateway:
             self._observe(outcome, started)
             return self._error(shape, error)
         except Exception as exc:  # a bug must not become a stack trace on the wire
-            outage = is_database_outage(exc)
-            if outage:  # not a bug: say so (services that know they need it say it first)
-                log.warning("database unavailable in %s: %s", request.service,
-                            type(exc).__name__)
+            if isinstance(exc, StoreUnavailable):  # not a bug: say so (services that know
+                # they need the database say it first)
+                log.warning("database unavailable in %s: %s", request.service, exc.reason)
+                failure = errors.database_unavailable()
             else:
                 log.exception("unhandled error in %s", request.service)
+                failure = errors.server_error("内部错误，请稍后重试")
             outcome.ret = 500
             self._observe(outcome, started)
-            return self._error(shape, errors.database_unavailable() if outage
-                               else errors.server_error("内部错误，请稍后重试"))
+            return self._error(shape, failure)
         outcome.err_code = result.err_code
         outcome.cache = result.cache
         outcome.upstream_fetch = result.upstream_fetch

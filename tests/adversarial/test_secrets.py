@@ -32,7 +32,7 @@ from alembic import command
 from sqlalchemy import text
 
 from qqavatar.config import ConfigError
-from qqavatar.links.store import LinkKeyStore
+from qqavatar.store.link_keys import LinkKeyStore
 from qqavatar.protocol.sign import compute_sign
 from qqavatar.secretbox import PREFIX, SecretBox, SecretKeyError
 from qqavatar.settings import Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qqavatar.links.registry import LinkRegistry
-from qqavatar.links.store import LinkKeyStore
+from qqavatar.store.link_keys import LinkKeyStore
 from qqavatar.links.tokens import LinkTarget
 from qqavatar.store.apps import AppStore
 from qqavatar.store.db import migrate

@@ -293,7 +293,7 @@ def delete_command(app_key: str, yes: bool) -> None:
 @json_option
 def rotate_link_key_command(app_key: str, as_json: bool) -> None:
     """Give an app a new private-link key: every link made so far answers 404."""
-    from qqavatar.links.store import LinkKeyStore
+    from qqavatar.store.link_keys import LinkKeyStore
 
     key = normalise_key(app_key)
     if not run_with_store(lambda store: LinkKeyStore(store.engine).rotate(key)):

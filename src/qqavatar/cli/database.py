@@ -22,7 +22,7 @@ def run_with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     from sqlalchemy.exc import SQLAlchemyError
 
     from qqavatar.settings import Settings
-    from qqavatar.store.db import make_engine, migrate
+    from qqavatar.store.db import StoreUnavailable, make_engine, migrate
 
     try:
         url = Settings().effective_database_url
@@ -42,7 +42,8 @@ def run_with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(run())
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, StoreUnavailable) as exc:
         # One line: no SQL, no traceback, no URL (it may hold a password).
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        cause = exc.__cause__ if isinstance(exc, StoreUnavailable) else exc
+        reason = str(getattr(cause, "orig", None) or cause).splitlines()[0]
         raise click.ClickException(f"database error: {reason}") from exc

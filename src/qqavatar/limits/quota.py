@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ..store.db import is_database_outage
+from ..store.db import StoreUnavailable
 from ..store.quota import QuotaStore, UsageKey
 from .shared import SharedQuotas
 
@@ -299,9 +299,8 @@ class QuotaBook:
             try:
                 await self.flush(sync=False)
                 return
-            except Exception as exc:
-                if not is_database_outage(exc):
-                    raise
+            except StoreUnavailable:
+                pass
             await asyncio.sleep(self._flush_interval / 2)
         log.error("quota: database unavailable at shutdown; %d counted calls not stored",
                   self._unstored_days())
@@ -314,9 +313,9 @@ class QuotaBook:
                 await self.flush()
             except Exception as exc:
                 if not failing:
-                    if is_database_outage(exc):  # expected in an outage: no traceback
+                    if isinstance(exc, StoreUnavailable):  # expected in an outage: no traceback
                         log.warning("quota: database unavailable (%s); counts kept in memory, "
-                                    "stored when it is back", type(exc).__name__)
+                                    "stored when it is back", exc.reason)
                     else:
                         log.exception("quota: storing counts failed; will keep retrying")
                 failing = True

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..runtime import Runtime
+from ..store.link_keys import LinkKeyStore
 from .registry import LinkRegistry
-from .store import LinkKeyStore
 
 if TYPE_CHECKING:
     from ..gateway import Gateway

@@ -13,8 +13,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from ..store.link_keys import LinkKeyStore
 from ..store.polling import VersionPolled
-from .store import LinkKeyStore
 from .tokens import LinkKey, LinkTarget, split_token
 
 log = logging.getLogger(__name__)

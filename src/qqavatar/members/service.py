@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
-from ..store.db import is_database_outage
+from ..store.db import StoreUnavailable
 from ..store.members import MemberStore, UsernameTaken, new_token, token_hash
 from .passwords import ahash_password, averify_decoy, averify_password
 
@@ -152,13 +152,12 @@ class MemberService:
         try:
             async with asyncio.timeout(self._db_timeout):
                 result = await operation
-        except Exception as exc:
-            if not (isinstance(exc, TimeoutError) or is_database_outage(exc)):
-                raise
+        except (TimeoutError, StoreUnavailable) as exc:
             if not self._db_down:
                 self._db_down = True
+                reason = exc.reason if isinstance(exc, StoreUnavailable) else "TimeoutError"
                 log.warning("members: database unavailable (%s); member services answer "
-                            "ret 500 until it is back", type(exc).__name__)
+                            "ret 500 until it is back", reason)
             raise MembersUnavailable from exc
         if self._db_down:
             self._db_down = False

@@ -13,7 +13,7 @@ import logging
 from datetime import date, timedelta
 
 from .. import probes
-from ..store.db import is_database_outage
+from ..store.db import StoreUnavailable
 from .recorder import StatsBatch, StatsRecorder
 from .sink import StatsSink
 
@@ -74,9 +74,9 @@ class StatsCollector:
                 if not isinstance(exc, Exception):
                     raise  # cancelled: the counts are back in the recorder
                 if not self._failing:
-                    if is_database_outage(exc):  # expected in an outage: no traceback
+                    if isinstance(exc, StoreUnavailable):  # expected in an outage: no traceback
                         log.warning("statistics: database unavailable (%s); counts kept in "
-                                    "memory, written when it is back", type(exc).__name__)
+                                    "memory, written when it is back", exc.reason)
                     else:
                         log.exception("statistics: writing failed; will keep retrying")
                 self._failing = True

@@ -1,4 +1,5 @@
-"""Reading statistics back: rows for `qqavatar stats`, daily series for the dashboard."""
+"""Reading statistics back: rows for `qqavatar stats`, daily series for the dashboard
+(the SQL is `store.stats`'s)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..store.schema import member_activity, stats_daily, upstream_latency
+from ..store.stats import StatsTables
 from .days import last_days
 from .latency import percentiles
 
@@ -71,23 +71,13 @@ class Usage:
 
 class StatsQueries:
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        self._tables = StatsTables(engine)
 
     async def rows(self, *, today: date, days: int, app_key: str | None = None) -> list[StatsRow]:
         """Rows of the last `days` days up to `today`, by day, app and service."""
         since = today - timedelta(days=days - 1)
-        counts = select(stats_daily).where(stats_daily.c.day.between(since, today))
-        members = (
-            select(member_activity.c.day, member_activity.c.app_key, func.count().label("n"))
-            .where(member_activity.c.day.between(since, today))
-            .group_by(member_activity.c.day, member_activity.c.app_key)
-        )
-        if app_key is not None:
-            counts = counts.where(stats_daily.c.app_key == app_key)
-            members = members.where(member_activity.c.app_key == app_key)
-        async with self._engine.connect() as connection:
-            count_rows = (await connection.execute(counts)).all()
-            member_rows = (await connection.execute(members)).all()
+        count_rows, member_rows = await self._tables.by_service(
+            since=since, today=today, app_key=app_key)
         active = {(row.day, row.app_key): int(row.n) for row in member_rows}
         rows: dict[tuple[date, str, str], StatsRow] = {}
         for row in count_rows:
@@ -109,32 +99,8 @@ class StatsQueries:
         Latency is the upstream's, over all apps: qlogo is equally fast for everyone.
         """
         since = today - timedelta(days=days - 1)
-        counts = (
-            select(stats_daily.c.day,
-                   func.sum(stats_daily.c.calls).label("calls"),
-                   func.sum(stats_daily.c.system_errors).label("system_errors"),
-                   func.sum(stats_daily.c.cache_hits).label("cache_hits"),
-                   func.sum(stats_daily.c.upstream_fetches).label("upstream_fetches"))
-            .where(stats_daily.c.day.between(since, today))
-            .group_by(stats_daily.c.day)
-        )
-        members = (
-            select(member_activity.c.day, func.count().label("n"))
-            .where(member_activity.c.day.between(since, today))
-            .group_by(member_activity.c.day)
-        )
-        if app_key is not None:
-            counts = counts.where(stats_daily.c.app_key == app_key)
-            members = members.where(member_activity.c.app_key == app_key)
-        latency = (
-            select(upstream_latency.c.day, upstream_latency.c.bucket,
-                   upstream_latency.c["count"].label("n"))
-            .where(upstream_latency.c.day.between(since, today))
-        )
-        async with self._engine.connect() as connection:
-            count_rows = (await connection.execute(counts)).all()
-            member_rows = (await connection.execute(members)).all()
-            latency_rows = (await connection.execute(latency)).all()
+        count_rows, member_rows, latency_rows = await self._tables.by_day(
+            since=since, today=today, app_key=app_key)
         summaries = {day: DaySummary(day) for day in last_days(today, days)}
         for row in count_rows:
             summary = summaries[row.day]
@@ -152,15 +118,7 @@ class StatsQueries:
 
     async def usage(self, *, today: date) -> dict[str, Usage]:
         """Calls per app today and this month (all answers, refused ones included)."""
-        month_start = today.replace(day=1)
-        query = (
-            select(stats_daily.c.app_key, stats_daily.c.day,
-                   func.sum(stats_daily.c.calls).label("calls"))
-            .where(stats_daily.c.day.between(month_start, today), stats_daily.c.app_key != "")
-            .group_by(stats_daily.c.app_key, stats_daily.c.day)
-        )
-        async with self._engine.connect() as connection:
-            result = (await connection.execute(query)).all()
+        result = await self._tables.calls_by_app(since=today.replace(day=1), today=today)
         usage: dict[str, Usage] = defaultdict(Usage)
         for row in result:
             usage[row.app_key].month += int(row.calls)

@@ -34,7 +34,8 @@ from qqavatar.limits.values import (
 )
 from qqavatar.protocol.sign import SCHEMES, YESAPI
 from qqavatar.secretbox import SecretBox, SecretKeyError, open_secret, sealed_key_id
-from qqavatar.store.polling import VersionPolled
+from qqavatar.store.db import begin, connect
+from qqavatar.store.polling import VersionPolled, bump_apps_version
 from qqavatar.store.schema import APPS_VERSION, apps, meta
 from qqavatar.store.sealing import (
     CONFIGURED,
@@ -156,13 +157,6 @@ def _split(stored: str | None) -> tuple[str, ...]:
     return tuple(stored.split(",")) if stored else ()
 
 
-async def _bump_version(connection: AsyncConnection) -> None:
-    # Same transaction as the change it announces, so pollers never see one without the other.
-    await connection.execute(
-        update(meta).where(meta.c.key == APPS_VERSION).values(value=meta.c.value + 1)
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class UnreadableApp:
     """An app whose secret does not open with this process's key (sealed under another)."""
@@ -203,10 +197,10 @@ class AppStore:
             updated_at=now,
             sign_scheme=clean_scheme(sign_scheme),
         )
-        async with self._engine.begin() as connection:
+        async with begin(self._engine) as connection:
             await check_writable(connection, self._box)
             await connection.execute(insert(apps).values(**record.row(self._box)))
-            await _bump_version(connection)
+            await bump_apps_version(connection)
         return record
 
     async def list(self) -> builtins.list[AppRecord]:
@@ -217,7 +211,7 @@ class AppStore:
     async def read_all(self) -> tuple[builtins.list[AppRecord], builtins.list[UnreadableApp]]:
         """All apps as `list` gives them, and those sealed under another key (skipped)."""
         query = select(apps).order_by(apps.c.created_at, apps.c.name, apps.c.app_key)
-        async with self._engine.connect() as connection:
+        async with connect(self._engine) as connection:
             check_key_id(await database_key_id(connection), self._box)
             rows = (await connection.execute(query)).all()
         records, unreadable = [], []
@@ -237,12 +231,12 @@ class AppStore:
     async def name_of(self, app_key: str) -> str | None:
         """The app's name, its secret left closed (it may be sealed under another key)."""
         query = select(apps.c.name).where(apps.c.app_key == app_key)
-        async with self._engine.connect() as connection:
+        async with connect(self._engine) as connection:
             name = (await connection.execute(query)).scalar_one_or_none()
         return None if name is None else str(name)
 
     async def get(self, app_key: str) -> AppRecord | None:
-        async with self._engine.connect() as connection:
+        async with connect(self._engine) as connection:
             return await self._get(connection, app_key)
 
     async def update(
@@ -287,7 +281,7 @@ class AppStore:
         if not values:
             return await self.get(app_key)
         values["updated_at"] = int(self._clock())
-        async with self._engine.begin() as connection:
+        async with begin(self._engine) as connection:
             await check_writable(connection, self._box)
             # Write first, read after: on SQLite a read-then-write transaction
             # can fail with SQLITE_BUSY when another writer slips in between.
@@ -296,23 +290,23 @@ class AppStore:
             )
             if result.rowcount == 0:
                 return None
-            await _bump_version(connection)
+            await bump_apps_version(connection)
             return await self._get(connection, app_key)
 
     async def delete(self, app_key: str) -> bool:
         """True if the app existed and is now gone."""
-        async with self._engine.begin() as connection:
+        async with begin(self._engine) as connection:
             await check_writable(connection, self._box)
             result = await connection.execute(delete(apps).where(apps.c.app_key == app_key))
             if result.rowcount == 0:
                 return False
-            await _bump_version(connection)
+            await bump_apps_version(connection)
         return True
 
     async def version(self) -> int:
         """The `apps_version` counter: changes whenever any app does."""
         query = select(meta.c.value).where(meta.c.key == APPS_VERSION)
-        async with self._engine.connect() as connection:
+        async with connect(self._engine) as connection:
             value = (await connection.execute(query)).scalar_one()
         return int(value)
 
@@ -325,7 +319,7 @@ class AppStore:
         """
         box = self._box
         sealed = resealed = already = 0
-        async with self._engine.begin() as connection:
+        async with begin(self._engine) as connection:
             if box is None:
                 check_key_id(await database_key_id(connection), None)  # names the key in use
                 raise SecretKeyError("QQAVATAR_SECRET_KEY is not set: there is no key to "

@@ -1,7 +1,11 @@
-"""Engines and migrations.
+"""Engines, migrations, and the store's outage boundary.
 
 Operators write plain URLs (`sqlite:///…`, `postgresql://…`); the async driver
 is an implementation detail, so `make_engine` picks it.
+
+Every store method reaches the database through `connect` or `begin`, which turn the
+driver's "the database is away" errors into `StoreUnavailable`: callers above the store
+catch that one exception and never need to know SQLAlchemy's.
 """
 
 from __future__ import annotations
@@ -9,14 +13,17 @@ from __future__ import annotations
 import os
 import re
 import traceback
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -167,9 +174,18 @@ def _upgrade_head(connection: Connection) -> None:
 _DRIVER_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.")
 
 
-def is_database_outage(exc: BaseException) -> bool:
-    """Whether `exc` says the database is away (unreachable, connection dropped) rather than
-    a bug or a bad statement: callers answer "try again later" instead of "internal error"."""
+class StoreUnavailable(Exception):
+    """The database cannot be reached (down, unreachable, connection dropped): callers answer
+    "try again later" instead of "internal error". `reason` names the driver's exception,
+    for logs."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.reason = type(cause).__name__
+        super().__init__(f"database unavailable: {self.reason}")
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away rather than a bug or a bad statement."""
     if isinstance(exc, (OperationalError, InterfaceError)):
         return True
     if isinstance(exc, DBAPIError):
@@ -178,3 +194,31 @@ def is_database_outage(exc: BaseException) -> bool:
         return any(str(frame.f_globals.get("__name__", "")).startswith(_DRIVER_MODULES)
                    for frame, _ in traceback.walk_tb(exc.__traceback__))
     return False
+
+
+class _OutageBoundary:
+    """Re-raises an outage error leaving the block as `StoreUnavailable`; others pass."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if isinstance(exc, Exception) and _is_outage(exc):
+            raise StoreUnavailable(exc) from exc
+
+
+@asynccontextmanager
+async def connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """`engine.connect()` behind the outage boundary (reads)."""
+    with _OutageBoundary():
+        async with engine.connect() as connection:
+            yield connection
+
+
+@asynccontextmanager
+async def begin(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """`engine.begin()` behind the outage boundary: one transaction, committed on leaving."""
+    with _OutageBoundary():
+        async with engine.begin() as connection:
+            yield connection

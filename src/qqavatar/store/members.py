@@ -16,6 +16,7 @@ from sqlalchemy import Row, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from qqavatar.store.db import begin, connect
 from qqavatar.store.schema import members, sessions
 
 
@@ -78,7 +79,7 @@ class MemberStore:
                "username_key": username_key(username), "password_hash": password_hash,
                "created_at": now, "last_login_at": None}
         try:
-            async with self._engine.begin() as connection:
+            async with begin(self._engine) as connection:
                 await connection.execute(insert(members).values(**row))
         except IntegrityError:
             if await self.find(app_key, username) is not None:
@@ -89,14 +90,14 @@ class MemberStore:
     async def find(self, app_key: str, username: str) -> Member | None:
         query = select(members).where(members.c.app_key == app_key,
                                       members.c.username_key == username_key(username))
-        async with self._engine.connect() as connection:
+        async with connect(self._engine) as connection:
             row = (await connection.execute(query)).first()
         return None if row is None else Member.from_row(row)
 
     async def open_session(self, member: Member, hashed_token: str, now: int,
                            expires_at: int) -> None:
         """Store a new session; the member's dead sessions are swept on the way."""
-        async with self._engine.begin() as connection:
+        async with begin(self._engine) as connection:
             await connection.execute(delete(sessions).where(
                 sessions.c.uuid == member.uuid,
                 or_(sessions.c.revoked, sessions.c.expires_at <= now),
@@ -111,7 +112,7 @@ class MemberStore:
 
     async def session(self, hashed_token: str) -> Session | None:
         query = select(sessions).where(sessions.c.token_hash == hashed_token)
-        async with self._engine.connect() as connection:
+        async with connect(self._engine) as connection:
             row = (await connection.execute(query)).first()
         if row is None:
             return None
@@ -126,6 +127,6 @@ class MemberStore:
             sessions.c.revoked.is_(False),
             sessions.c.expires_at > now,
         )).values(revoked=True)
-        async with self._engine.begin() as connection:
+        async with begin(self._engine) as connection:
             result = await connection.execute(statement)
         return result.rowcount > 0

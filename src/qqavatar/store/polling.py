@@ -2,7 +2,8 @@
 
 The apps (`AppRegistry`) and the private-link keys (`LinkRegistry`) both change only
 together with that counter, so each keeps a snapshot and a background task that polls the
-one row and calls `load()` when it differs from the snapshot's version.
+one row and calls `load()` when it differs from the snapshot's version; every change to
+them calls `bump_apps_version` in its own transaction.
 """
 
 from __future__ import annotations
@@ -10,6 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from qqavatar.store.schema import APPS_VERSION, meta
+
+
+async def bump_apps_version(connection: AsyncConnection) -> None:
+    """Move `meta.apps_version`: in the same transaction as the change it announces, so
+    pollers never see one without the other."""
+    await connection.execute(
+        update(meta).where(meta.c.key == APPS_VERSION).values(value=meta.c.value + 1)
+    )
 
 
 class VersionPolled:

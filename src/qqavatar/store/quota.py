@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from qqavatar.store.db import begin, connect
 from qqavatar.store.schema import quota_usage
 
 UsageKey = tuple[str, str]  # (app_key, period)
@@ -23,7 +24,7 @@ class QuotaStore:
         if not periods:
             return {}
         query = select(quota_usage).where(quota_usage.c.period.in_(list(periods)))
-        async with self._engine.connect() as connection:
+        async with connect(self._engine) as connection:
             rows = (await connection.execute(query)).all()
         return {(row.app_key, row.period): int(row.calls) for row in rows}
 
@@ -34,7 +35,7 @@ class QuotaStore:
         # Sorted, so that concurrent writers lock rows in one order (no deadlocks on PostgreSQL).
         rows = [{"app_key": key, "period": period, "calls": calls}
                 for (key, period), calls in sorted(deltas.items())]
-        async with self._engine.begin() as connection:
+        async with begin(self._engine) as connection:
             await connection.execute(self._upsert_add(connection.dialect.name), rows)
 
     @staticmethod

@@ -29,7 +29,7 @@ from ...runtime import Runtime
 from ...stats.days import day_of
 from ...stats.queries import DaySummary, StatsQueries, Usage
 from ...store.apps import AppRecord, AppStore
-from ...store.db import is_database_outage
+from ...store.db import StoreUnavailable
 from . import access, auth, charts
 from .throttle import SignInThrottle
 
@@ -93,10 +93,8 @@ async def _unless_outage(handler: Awaitable[Response], *, as_json: bool = False)
     """The handler's page, or a 503 that says the database is away (not a bare 500)."""
     try:
         return await handler
-    except Exception as exc:
-        if not is_database_outage(exc):
-            raise
-        log.warning("admin: database unavailable (%s)", type(exc).__name__)
+    except StoreUnavailable as exc:
+        log.warning("admin: database unavailable (%s)", exc.reason)
         if as_json:
             return JSONResponse({"error": DATABASE_UNAVAILABLE}, status_code=503)
         return Response(DATABASE_UNAVAILABLE, status_code=503, media_type="text/plain")

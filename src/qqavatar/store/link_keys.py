@@ -18,11 +18,14 @@ from collections.abc import Callable
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..secretbox import SecretKeyError
-from ..store.schema import APPS_VERSION, app_link_keys, apps, meta
-from ..store.sealing import (
+from qqavatar.links.tokens import LinkKey
+from qqavatar.secretbox import SecretKeyError
+from qqavatar.store.db import begin, connect
+from qqavatar.store.polling import bump_apps_version
+from qqavatar.store.schema import APPS_VERSION, app_link_keys, apps, meta
+from qqavatar.store.sealing import (
     CONFIGURED,
     BoxChoice,
     check_writable,
@@ -30,15 +33,8 @@ from ..store.sealing import (
     resolve_box,
     seal_link_key,
 )
-from .tokens import LinkKey
 
 log = logging.getLogger(__name__)
-
-
-async def _bump_apps_version(connection: AsyncConnection) -> None:
-    await connection.execute(
-        update(meta).where(meta.c.key == APPS_VERSION).values(value=meta.c.value + 1)
-    )
 
 
 class LinkKeyStore:
@@ -68,7 +64,7 @@ class LinkKeyStore:
         """
         query = select(apps.c.app_key, app_link_keys.c.link_key).outerjoin(
             app_link_keys, apps.c.app_key == app_link_keys.c.app_key)
-        async with self._engine.connect() as connection:
+        async with connect(self._engine) as connection:
             rows = (await connection.execute(query)).all()
         keys: dict[str, LinkKey] = {}
         for row in rows:
@@ -80,7 +76,7 @@ class LinkKeyStore:
 
     async def get(self, app_key: str) -> LinkKey | None:
         query = select(app_link_keys.c.link_key).where(app_link_keys.c.app_key == app_key)
-        async with self._engine.connect() as connection:
+        async with connect(self._engine) as connection:
             secret = (await connection.execute(query)).scalar_one_or_none()
         return None if secret is None else self._open(app_key, bytes(secret))
 
@@ -91,12 +87,12 @@ class LinkKeyStore:
             return found
         key = LinkKey.generate()
         try:
-            async with self._engine.begin() as connection:
+            async with begin(self._engine) as connection:
                 await check_writable(connection, self._box)
                 await connection.execute(insert(app_link_keys).values(
                     app_key=app_key, link_key=seal_link_key(self._box, key.secret, app_key),
                     created_at=int(self._clock())))
-                await _bump_apps_version(connection)
+                await bump_apps_version(connection)
         except IntegrityError:
             # Another worker made it first (primary key), or the app is gone (foreign key).
             return await self.get(app_key)
@@ -107,7 +103,7 @@ class LinkKeyStore:
         key = LinkKey.generate()
         values = {"link_key": seal_link_key(self._box, key.secret, app_key),
                   "created_at": int(self._clock())}
-        async with self._engine.begin() as connection:
+        async with begin(self._engine) as connection:
             await check_writable(connection, self._box)
             # Write first, read after (see AppStore.update): no SQLITE_BUSY upgrade race.
             result = await connection.execute(
@@ -118,10 +114,10 @@ class LinkKeyStore:
                 if exists.first() is None:
                     return False
                 await connection.execute(insert(app_link_keys).values(app_key=app_key, **values))
-            await _bump_apps_version(connection)
+            await bump_apps_version(connection)
         return True
 
     async def version(self) -> int:
         query = select(meta.c.value).where(meta.c.key == APPS_VERSION)
-        async with self._engine.connect() as connection:
+        async with connect(self._engine) as connection:
             return int((await connection.execute(query)).scalar_one())
