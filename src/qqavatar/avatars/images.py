@@ -98,14 +98,18 @@ def _for_format(img: Image.Image, fmt: str) -> Image.Image:
 
 
 def transcode(body: bytes, fmt: str) -> bytes:
-    """`body` (a validated image) re-encoded as `fmt` (one of OUTPUT_FORMATS); an animated
-    GIF becomes its first frame."""
+    """`body` re-encoded as `fmt` (one of OUTPUT_FORMATS); an animated GIF becomes its first
+    frame. `InvalidImage` when `body` does not decode: a copy read back from a cache tier
+    passed only the checks that need no decoding (entrycheck.py)."""
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"cannot write {fmt!r}; this Pillow writes {OUTPUT_FORMATS}")
-    with Image.open(io.BytesIO(body), formats=FORMATS) as img:
-        img.seek(0)
-        img.load()
-        return encode(img, fmt)
+    try:
+        with Image.open(io.BytesIO(body), formats=FORMATS) as img:
+            img.seek(0)
+            img.load()
+            return encode(img, fmt)
+    except Exception as exc:  # noqa: BLE001 — decoders of untrusted bytes raise all sorts
+        raise InvalidImage(f"Pillow cannot transcode it: {exc!r}"[:200]) from None
 
 
 def encode(img: Image.Image, fmt: str) -> bytes:

@@ -192,7 +192,22 @@ class AvatarService:
         """The answer and where it came from; raises `UpstreamError` (no avatar to give)
         or `NoAvatar` (`default="404"` and the number has none of its own). Concurrent
         misses for one key share ONE upstream request (single-flight)."""
-        served = await self._base((kind, number, size, ""))
+        key: Key = (kind, number, size, "")
+        served = await self._base(key)
+        try:
+            return await self._shaped(key, served, fmt, default)
+        except InvalidImage as exc:  # a transcode of a copy that does not decode
+            log.warning("avatar %s: its copy does not decode (%s): fetching it again", key, exc)
+        served = await self._fetch_again(key, served.avatar)
+        try:
+            return await self._shaped(key, served, fmt, default)
+        except InvalidImage as exc:
+            error = UpstreamError(INVALID, detail=f"avatar {key}, fetched again: {exc}")
+            raise error.copy(upstream_fetch=served.upstream_fetch) from None
+
+    async def _shaped(self, key: Key, served: Served, fmt: str, default: str) -> Served:
+        """`served` (the upstream's own image) as asked: in `fmt`, or by the default policy."""
+        kind, number, size, _ = key
         base = served.avatar
         if base.is_default and default != "qq":
             if default == "404":
@@ -281,6 +296,26 @@ class AvatarService:
         if fresh.revalidated:  # joined a background refresh
             fresh = self._announce(key, fresh)
         return Served(fresh, "MISS" if entry is None else "REVALIDATED", True)
+
+    async def _fetch_again(self, key: Key, bad: Avatar) -> Served:
+        """A fresh copy in place of `bad`, one that passed the stored checks (entrycheck.py
+        decodes nothing) but does not decode: dropped from memory and Redis, fetched again
+        (the fresh copy overwrites the disk tier's file; a failure removes it)."""
+        current = self.cache.peek(key)
+        if current is not None and current.etag != bad.etag:
+            return Served(current, "HIT")  # replaced meanwhile (another caller's refetch)
+        self.cache.discard(key)
+        if self.shared is not None:
+            await self.shared.discard(key)
+        try:
+            fresh = await self._flights.run(key, partial(self._refresh, key))
+        except UpstreamError as exc:
+            if self.disk is not None:
+                self.disk.discard(key)
+            raise exc.copy(upstream_fetch=exc.err_code != UNAVAILABLE) from None
+        if fresh.revalidated:  # joined a background refresh
+            fresh = self._announce(key, fresh)
+        return Served(fresh, "MISS", True)
 
     def _announce(self, key: Key, avatar: Avatar) -> Avatar:
         """Mark a refreshed copy as answered with: later answers are plain HITs."""

@@ -185,6 +185,15 @@ class SharedTier:
 
         await self.link.run(put, None)
 
+    async def discard(self, key: Key) -> None:
+        """Delete the shared copy of `key` (one found not to decode); Redis down: nothing."""
+        name = tier_key(key)
+
+        async def delete(client: Redis) -> None:
+            await client.delete(name)
+
+        await self.link.run(delete, None)
+
     # --- cross-host single-flight -----------------------------------------------------------
 
     async def fetch_once(self, key: Key,
