@@ -76,11 +76,16 @@ def trusted_proxies(cidrs: str) -> TrustedProxies:
     return TrustedProxies(cidrs)
 
 
+def client_host(peer: str | None, forwarded_for: str | None,
+                trusted: Sequence[IPNetwork]) -> str | None:
+    """The client's host as written (the peer, or a forwarded hop); None when unknown."""
+    return _for_networks(tuple(trusted)).client_of(peer, [forwarded_for] if forwarded_for else [])
+
+
 def client_address(peer: str | None, forwarded_for: str | None,
                    trusted: Sequence[IPNetwork]) -> IPAddress | None:
     """The client as an address (for allow-lists); None when it is unknown or not one."""
-    proxies = _for_networks(tuple(trusted))
-    host = proxies.client_of(peer, [forwarded_for] if forwarded_for else [])
+    host = client_host(peer, forwarded_for, trusted)
     return parse_address(host) if host else None
 
 

@@ -5,12 +5,18 @@ same trusted proxies."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
 from typing import Any
 
 import pytest
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from qqavatar.calls import ApiRequest, Call
+from qqavatar.catalog import USER_IMAGE
+from qqavatar.limits import perclient
+from qqavatar.limits.perclient import client_key
 from qqavatar.limits.values import networks, parse_address
 from qqavatar.proxies import TrustedProxies, client_address, client_bucket
 
@@ -116,3 +122,27 @@ def test_client_address_without_trusted_proxies_is_the_peer() -> None:
 ])
 def test_client_bucket(host: str | None, bucket: str) -> None:
     assert client_bucket(host) == bucket
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "bucket"), [
+    ("203.0.113.9", None, "203.0.113.9"),
+    ("2001:db8:1:2::7", None, "2001:db8:1:2::/64"),
+    ("10.0.0.2", "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),  # behind a trusted proxy
+    ("10.0.0.2", "::ffff:203.0.113.9", "203.0.113.9"),
+    ("10.0.0.2", "not-an-ip", "unknown"), ("10.0.0.2", ",", "unknown"),
+    ("198.51.100.1", "203.0.113.9", "198.51.100.1"),              # an untrusted peer's claim
+])
+def test_per_client_budgets_count_by_the_one_rule(peer: str, forwarded: str | None,
+                                                  bucket: str) -> None:
+    call = Call(service=USER_IMAGE, values={}, image_mode=False, app=None,
+                request=ApiRequest(service="App.QQ.UserImage", params={}, client=peer,
+                                   headers={"x-forwarded-for": forwarded} if forwarded else {}))
+    assert client_key(call, TRUSTED_NETWORKS) == bucket
+
+
+def test_the_budgets_have_no_copy_of_the_bucket_rule() -> None:
+    # The IPv6 /64 rule lives in proxies.client_bucket only: two copies would drift apart.
+    names = {node.names[0].name for node in ast.walk(ast.parse(inspect.getsource(perclient)))
+             if isinstance(node, ast.Import)}
+    assert "ipaddress" not in names
+    assert "client_bucket" in inspect.getsource(perclient.client_key)

@@ -12,7 +12,6 @@ Cache misses get no budget but a fair turn at the upstream (`miss`, limits/fairg
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from ..avatars.upstream import MAX_IN_FLIGHT
 from ..calls import Call
 from ..protocol import errors
 from ..protocol.errors import ApiError
-from ..proxies import client_address
+from ..proxies import client_bucket, client_host
 from .fairgate import FairGate
 from .rate import RateLimiter
 from .values import IPNetwork
@@ -51,14 +50,9 @@ def is_view(call: Call) -> bool:
 
 
 def client_key(call: Call, trusted: Sequence[IPNetwork]) -> str:
-    """The calling client, as budgets count it."""
-    address = client_address(call.request.client,
-                             call.request.headers.get("x-forwarded-for"), trusted)
-    if address is None:
-        return "unknown"  # (every unknown client shares one budget)
-    if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
+    """The calling client, as budgets count it (the one rule: `proxies.client_bucket`)."""
+    return client_bucket(client_host(call.request.client,
+                                     call.request.headers.get("x-forwarded-for"), trusted))
 
 
 class ClientLimits:
