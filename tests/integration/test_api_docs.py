@@ -10,20 +10,31 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import json
 import re
+import secrets
+import shutil
+import subprocess
+import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from openapi_spec_validator import validate
 from PIL import Image
 
 import qqavatar.web.app  # noqa: F401 - imports every feature, so the service table is complete
+from qqavatar.catalog import SERVICES, Service
 from qqavatar.protocol.envelope import auth
+from qqavatar.protocol.errors import ApiError
 from qqavatar.protocol.params import Bool, Enum, Number, Pattern, Str
 from qqavatar.protocol.phpjson import dumps
-from qqavatar.protocol.sign import compute_sign
-from qqavatar.catalog import SERVICES, Service
+from qqavatar.protocol.sign import (
+    canonical_text,
+    check_strong_sign,
+    compute_sign,
+    compute_strong_sign,
+)
 from qqavatar.web import servicedoc
 from tests.browser import chromium_page
 from tests.server_fixture import RunningServer
@@ -314,3 +325,76 @@ def test_try_it_shows_the_image_and_the_json(server: RunningServer, app: dict[st
         body = page.inner_text(".tryit-body")
         assert '"ret": 200' in body and '"content_type": "image/png"' in body
         assert page.inner_text(".tryit-url").startswith("POST /?s=App.QQ.UserImage")
+
+
+def _code(text: str, css_class: str) -> str:
+    found = re.search(rf'<code class="{css_class}">(.*?)</code>', text, re.DOTALL)
+    assert found is not None, css_class
+    return found.group(1)
+
+
+def _page_signer(text: str) -> Any:
+    """The guide's Python `hmac_sha256_sign`, run as a reader would paste it."""
+    namespace: dict[str, Any] = {}
+    exec(_code(text, "hmac-python"), namespace)
+    return namespace["hmac_sha256_sign"]
+
+
+def test_signing_guide_hmac_sha256(server: RunningServer) -> None:
+    """The stronger scheme's section: its worked example verifies with the server's own
+    check, and the page's Python and PHP functions sign as the server does."""
+    text = page_text(server.client.get("/docs/signing"))
+    service = SERVICES["app.qq.userimage"]
+    method, url = _code(text, "hmac-url").split(" ", 1)
+    path, query = url.split("?", 1)
+    assert (method, path) == ("GET", servicedoc.url_path(service))
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    sign = params.pop("sign")
+    assert _code(text, "hmac-text") == canonical_text(service.name, params).decode()
+    assert f"sign={sign}" in _code(text, "hmac-sign")
+    now = int(params["timestamp"])
+    check_strong_sign(service.name, params, servicedoc.EXAMPLE_SECRET, sign, now)  # holds
+    with pytest.raises(ApiError):
+        check_strong_sign(service.name, params, servicedoc.EXAMPLE_SECRET[:-1], sign, now)
+    with pytest.raises(ApiError):  # the sign is the service's own
+        check_strong_sign("App.QQ.GroupImage", params, servicedoc.EXAMPLE_SECRET, sign, now)
+
+    page_sign = _page_signer(text)
+    assert page_sign(service.name, params, servicedoc.EXAMPLE_SECRET) == sign
+    # the old URL style signs the same; awkward names and values are encoded, not joined
+    assert page_sign(service.name, {"s": service.name, **params},
+                     servicedoc.EXAMPLE_SECRET) == sign
+    awkward = {**params, "a b": "x&y=z", "名": "值~", "qq": "1+1"}
+    expected = compute_strong_sign(service.name, awkward, servicedoc.EXAMPLE_SECRET)
+    assert page_sign(service.name, awkward, servicedoc.EXAMPLE_SECRET) == expected
+
+    php = shutil.which("php")
+    if php is None:
+        pytest.skip("php-cli is not installed")
+    script = _code(text, "hmac-php").removeprefix("// PHP\n") + (
+        "\n$p = json_decode($argv[2], true);\n"
+        "echo hmac_sha256_sign($argv[1], $p, $argv[3]);\n")
+    for signed in (params, awkward):
+        done = subprocess.run([php, "-r", script, "--", service.name, json.dumps(signed),
+                               servicedoc.EXAMPLE_SECRET], capture_output=True, text=True,
+                              timeout=60, check=True)
+        assert done.stdout == compute_strong_sign(service.name, signed,
+                                                  servicedoc.EXAMPLE_SECRET)
+
+
+def test_a_request_signed_by_the_guide_is_answered(server: RunningServer) -> None:
+    """The page's Python function, a fresh timestamp and nonce: a real app on hmac-sha256
+    answers it, and refuses the same request sent again."""
+    text = page_text(server.client.get("/docs/signing"))
+    page_sign = _page_signer(text)
+    done = server.cli("app", "create", "strong docs", "--sign-scheme", "hmac-sha256", "--json")
+    assert done.returncode == 0, done.stderr
+    app = json.loads(done.stdout)
+    server.wait_for_app(app["app_key"])
+    params = {"app_key": app["app_key"], "qq": "10001", "output": "0",
+              "timestamp": str(int(time.time())), "nonce": secrets.token_urlsafe(24)}
+    params["sign"] = page_sign("App.QQ.UserImage", params, app["app_secret"])
+    reply = server.client.get("/api/App/QQ/UserImage", params=params).json()
+    assert (reply["ret"], reply["data"]["err_code"]) == (200, 0), reply
+    again = server.client.get("/api/App/QQ/UserImage", params=params).json()
+    assert again["ret"] == 409 and "nonce" in again["msg"], again

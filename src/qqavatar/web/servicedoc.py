@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from ..catalog import COMMON_RULES, ENVELOPE_RULES, SERVICES, Service
 from ..protocol import errors
 from ..protocol.envelope import auth, envelope
 from ..protocol.errors import ApiError
 from ..protocol.params import NUMBER_PATTERN, Bool, Enum, Number, Pattern, Rule, Str
 from ..protocol.phpjson import dumps
-from ..protocol.sign import compute_sign
-from ..catalog import COMMON_RULES, ENVELOPE_RULES, SERVICES, Service
+from ..protocol.sign import canonical_text, compute_sign, compute_strong_sign
 
 # The sample app of every worked example: never a real one (the secret says so).
 EXAMPLE_APP_KEY = "0123456789ABCDEF0123456789ABCDEF"
@@ -292,6 +292,31 @@ def signed_example(service: Service, *, old_style: bool) -> SignedExample:
     names = sorted(params)  # plain names: byte order, which is what the signature uses too
     text = "".join(params[name] for name in names) + EXAMPLE_SECRET
     return SignedExample(params, names, text, compute_sign(params, EXAMPLE_SECRET))
+
+
+EXAMPLE_NONCE = "Ex4mple-Nonce_0123456789"  # a fresh one per request in real life
+
+
+@dataclass(frozen=True, slots=True)
+class StrongSignedExample:
+    """A request signed with the opt-in `hmac-sha256` scheme (protocol/sign.py)."""
+
+    params: dict[str, str]   # every parameter sent, `sign` excluded (no `s`: new URL style)
+    text: str                # the canonical text the HMAC covers
+    sign: str
+
+    @property
+    def query(self) -> str:
+        return urlencode({**self.params, "sign": self.sign})
+
+
+def strong_signed_example(service: Service) -> StrongSignedExample:
+    """The worked example of the stronger scheme, made by the server's own code: the
+    service's example parameters for the sample app at `EXAMPLE_T`."""
+    params = {"app_key": EXAMPLE_APP_KEY, **example_params(service),
+              "timestamp": str(EXAMPLE_T), "nonce": EXAMPLE_NONCE}
+    return StrongSignedExample(params, canonical_text(service.name, params).decode(),
+                               compute_strong_sign(service.name, params, EXAMPLE_SECRET))
 
 
 def example_data(service: Service) -> dict[str, Any]:
