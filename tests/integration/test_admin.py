@@ -4,6 +4,8 @@ the JSON endpoints. (The browser test is tests/e2e/test_admin_browser.py.)"""
 from __future__ import annotations
 
 import re
+import secrets
+import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from qqavatar.protocol.sign import compute_strong_sign
 from tests.server_fixture import RunningServer
 
 TOKEN = "admin-token-for-tests-0123456789"
@@ -225,3 +228,60 @@ def test_stylesheet(admin_server: RunningServer) -> None:
     css = admin_server.client.get("/admin/static/admin.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert Path(__file__).exists()
+
+
+def test_the_settings_form_sets_the_sign_scheme(admin_server: RunningServer,
+                                                browser: httpx.Client) -> None:
+    csrf = csrf_of(browser.get("/admin").text)
+    key = browser.post("/admin/apps", data={"name": "scheme", "csrf": csrf}).headers[
+        "location"].split("/")[3].split("?")[0]
+    page = browser.get(f"/admin/apps/{key}").text
+    assert '<option value="yesapi" selected>' in page
+    assert '<option value="hmac-sha256">' in page
+    secret = secret_on(page)
+    admin_server.wait_for_app(key)
+    settings = {"csrf": csrf, "name": "scheme", "daily_quota": "", "monthly_quota": "",
+                "rate_limit": "", "ip_allow": "", "domains": ""}
+
+    def call(**signed: str) -> dict[str, Any]:
+        reply: dict[str, Any] = admin_server.client.get(
+            "/api/App/QQ/UserImage", params={"app_key": key, "qq": "10001", "output": "0",
+                                             **signed}).json()
+        return reply
+
+    # without the session's CSRF token nothing changes
+    refused = browser.post(f"/admin/apps/{key}/settings",
+                           data=settings | {"sign_scheme": "hmac-sha256", "csrf": "0" * 64})
+    assert refused.status_code == 403
+    assert app_json(browser, key)["sign_scheme"] == "yesapi"
+    bad = browser.post(f"/admin/apps/{key}/settings", data=settings | {"sign_scheme": "md5"})
+    assert bad.status_code == 400 and "sign scheme must be one of yesapi, hmac-sha256" in bad.text
+    assert app_json(browser, key)["sign_scheme"] == "yesapi"
+
+    saved = browser.post(f"/admin/apps/{key}/settings",
+                         data=settings | {"sign_scheme": "hmac-sha256"})
+    assert saved.status_code == 303 and saved.headers["location"].endswith("?done=saved")
+    assert app_json(browser, key)["sign_scheme"] == "hmac-sha256"
+    page = browser.get(f"/admin/apps/{key}").text
+    assert '<option value="hmac-sha256" selected>' in page
+    assert re.search(r'id="signing">required, hmac-sha256<', page)
+    # the servers apply it: an unsigned call is refused, a strong sign answered
+    deadline = time.monotonic() + 5
+    while call()["ret"] == 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert call()["ret"] == 400
+    signed = {"timestamp": str(int(time.time())), "nonce": secrets.token_urlsafe(24)}
+    signed["sign"] = compute_strong_sign(
+        "App.QQ.UserImage", {"app_key": key, "qq": "10001", "output": "0", **signed}, secret)
+    assert call(**signed)["ret"] == 200
+
+    # a form without the field leaves the scheme alone; yesapi switches back
+    assert browser.post(f"/admin/apps/{key}/settings", data=settings).status_code == 303
+    assert app_json(browser, key)["sign_scheme"] == "hmac-sha256"
+    assert browser.post(f"/admin/apps/{key}/settings",
+                        data=settings | {"sign_scheme": "yesapi"}).status_code == 303
+    assert app_json(browser, key)["sign_scheme"] == "yesapi"
+    deadline = time.monotonic() + 5
+    while call()["ret"] != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert call()["ret"] == 200

@@ -410,9 +410,11 @@ def _settings_from(form: FormData) -> dict[str, Any]:
     def items(name: str) -> list[str]:
         return [item for item in _LIST_SEPARATORS.split(text(name)) if item]
 
+    scheme = form.get("sign_scheme")  # absent (a form from before it was asked): unchanged
     return {
         "name": text("name"),
         "sign_required": form.get("sign_required") == "1",
+        "sign_scheme": scheme.strip() if isinstance(scheme, str) else None,
         "daily_quota": count("daily_quota", "daily quota"),
         "monthly_quota": count("monthly_quota", "monthly quota"),
         "rate_limit": count("rate_limit", "rate limit"),
