@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .avatars import Kind
-from .avatars import errors as upstream
 from .protocol import errors
 from .protocol import member_rules as members
+from .protocol.avatar_errors import AVATAR_ERRORS
 from .protocol.avatar_rules import DEFAULT, FORMAT
 from .protocol.envelope import CALLBACK_PATTERN
 from .protocol.params import Bool, Enum, Number, Pattern, Rule, Str
@@ -88,16 +88,6 @@ AVATAR_RETURNS = (
               required=False),
     DataField("size", "integer", "实际返回的图片像素尺寸；640无高清头像时为140 "
               "(pixel size actually served: 140 when 640 falls back)", 40, required=False),
-)
-AVATAR_ERRORS = (
-    (upstream.CONNECT, "头像服务器连接失败 (upstream unreachable); 图片模式 HTTP 502"),
-    (upstream.TIMEOUT, "头像服务器响应超时 (upstream timed out); 图片模式 HTTP 504"),
-    (upstream.INVALID, "头像服务器返回了无效的图片 (upstream answered no valid image); HTTP 502"),
-    (upstream.TOO_LARGE, "头像图片过大 (upstream image too large); 图片模式 HTTP 502"),
-    (upstream.UNAVAILABLE, upstream.UNAVAILABLE_MSG
-     + " (upstream failing, circuit open: failing fast); 图片模式 HTTP 503"),
-    (upstream.NO_AVATAR, "该号码没有设置头像 (default=404 and no avatar of its own); "
-                         "图片模式 HTTP 404"),
 )
 
 

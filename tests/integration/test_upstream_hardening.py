@@ -77,7 +77,7 @@ def test_a_redirect_off_the_template_hosts_is_refused(fake: RunningFake) -> None
     async def test(svc: AvatarService) -> None:
         with pytest.raises(UpstreamError) as refused:
             await svc.fetch("user", "30012", 100)
-        assert refused.value.err_code == INVALID
+        assert refused.value.failure is INVALID
         assert "redirect to 'http://localhost:" in refused.value.detail
         assert refused.value.host_fault is False  # about this answer, not the host's health
 
@@ -114,7 +114,7 @@ def test_a_gzip_bomb_stops_at_the_bound_as_it_inflates(fake: RunningFake) -> Non
     async def test(svc: AvatarService) -> None:
         with pytest.raises(UpstreamError) as refused:
             await svc.fetch("user", "30015", 100)
-        assert refused.value.err_code == TOO_LARGE
+        assert refused.value.failure is TOO_LARGE
 
     tracemalloc.start()
     try:
@@ -137,7 +137,7 @@ def test_avatars_qlogo_refuses_do_not_open_the_breaker(fake: RunningFake, mode: 
         for number in numbers:
             with pytest.raises(UpstreamError) as refused:
                 await svc.fetch("user", number, 100)
-            assert refused.value.err_code in (INVALID, TOO_LARGE)
+            assert refused.value.failure in (INVALID, TOO_LARGE)
         assert svc.circuit_state == "closed"
         assert (await svc.fetch("user", "31201", 100)).cache == "MISS"  # everyone else: fine
 
@@ -155,7 +155,7 @@ def test_host_failures_open_the_breaker(fake: RunningFake, mode: str) -> None:
         assert svc.circuit_state == "open"
         with pytest.raises(UpstreamError) as fast:
             await svc.fetch("user", "31304", 100)
-        assert fast.value.err_code == UNAVAILABLE
+        assert fast.value.failure is UNAVAILABLE
 
     run(fake, test, negative_ttl=0, circuit_threshold=3, timeout=0.3)
     assert fake.count("user", "31304", 100) == 0
@@ -196,7 +196,7 @@ def test_where_a_redirect_may_lead(location: str, followed: str | None) -> None:
     if followed is None:
         with pytest.raises(UpstreamError) as refused:
             redirect_target(url, answer, allowed)
-        assert refused.value.err_code == INVALID and "not a template host" in \
+        assert refused.value.failure is INVALID and "not a template host" in \
             refused.value.detail
     else:
         assert str(redirect_target(url, answer, allowed)) == followed

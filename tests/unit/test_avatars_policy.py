@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from qqavatar.avatars import AvatarService, NoAvatar, UpstreamError
-from qqavatar.avatars.errors import UNAVAILABLE, UNAVAILABLE_MSG
+from qqavatar.avatars.errors import Failure
 from qqavatar.fakeqlogo import (
     FaultMode,
     RunningFake,
@@ -22,6 +22,7 @@ from qqavatar.fakeqlogo import (
     serve_in_thread,
     spawn,
 )
+from qqavatar.protocol.avatar_errors import FailureAnswer, failure_answer
 from tests.unit.avatars_support import Clock, run, until_settled
 
 TTL = 60
@@ -161,12 +162,12 @@ def test_a_failure_is_remembered_for_negative_ttl(fake: RunningFake, clock: Cloc
     async def test(svc: AvatarService) -> None:
         with pytest.raises(UpstreamError) as first:
             await svc.fetch("user", "10006", 100)
-        assert (first.value.err_code, first.value.cache, first.value.upstream_fetch) == (
-            -3, "MISS", True)
+        assert first.value.failure is Failure.INVALID
+        assert (first.value.cache, first.value.upstream_fetch) == ("MISS", True)
         for _ in range(5):
             with pytest.raises(UpstreamError) as again:
                 await svc.fetch("user", "10006", 100)
-            assert (again.value.err_code, again.value.err_msg) == (-3, first.value.err_msg)
+            assert again.value.failure is Failure.INVALID
             assert (again.value.cache, again.value.upstream_fetch) == ("HIT", False)
         assert fake.count("user", "10006", 100) == 1
         assert svc.cached("user", "10006", 100) is None  # a failure is never an avatar
@@ -204,24 +205,24 @@ def test_the_breaker_opens_fails_fast_and_recovers(fake: RunningFake, clock: Clo
         for number in ("20001", "20002", "20003"):
             with pytest.raises(UpstreamError) as failed:
                 await svc.fetch("user", number, 100)
-            assert failed.value.err_code == -3
+            assert failed.value.failure is Failure.INVALID
         assert svc.circuit_state == "open"
         with pytest.raises(UpstreamError) as fast:
             await svc.fetch("user", "20004", 100)
-        assert (fast.value.err_code, fast.value.err_msg, fast.value.http_status) == (
-            UNAVAILABLE, UNAVAILABLE_MSG, 503)
+        assert failure_answer(fast.value) == FailureAnswer(
+            -5, "头像服务暂时不可用，请稍后重试", 503, "upstream failing, circuit open: failing fast")
         assert fast.value.upstream_fetch is False
         assert fake.stats()["requests"] == 3  # failing fast: qlogo was left alone
         # Group avatars have their own upstream and breaker.
         with pytest.raises(UpstreamError) as group:
             await svc.fetch("group", "20005", 100)
-        assert group.value.err_code == -3
+        assert group.value.failure is Failure.INVALID
 
         clock.advance(10)
         assert svc.circuit_state == "half-open"
         with pytest.raises(UpstreamError) as probe:  # the probe fails: open again
             await svc.fetch("user", "20006", 100)
-        assert probe.value.err_code == -3
+        assert probe.value.failure is Failure.INVALID
         assert svc.circuit_state == "open"
 
         fake.fault("none")
@@ -242,7 +243,7 @@ def test_one_broken_avatar_asked_again_and_again_does_not_open_the_breaker(
         for _ in range(6):
             with pytest.raises(UpstreamError) as failed:
                 await svc.fetch("user", "20011", 100)
-            assert failed.value.err_code == -1
+            assert failed.value.failure is Failure.CONNECT
         assert svc.circuit_state == "closed"
         await svc.fetch("user", "20012", 100)
 
@@ -293,7 +294,7 @@ def test_alternates_are_tried_in_order_and_the_last_error_is_reported(
             alternate(fake).format(qq="10009", size=40)]
         with pytest.raises(UpstreamError) as failed:
             await svc.fetch("user", "10009", 40)
-        assert failed.value.err_code == -1  # the alternate's reset, after the primary's 500
+        assert failed.value.failure is Failure.CONNECT  # the alternate's reset, after the 500
 
     run(fake, test, user_url=other_fake.user_url, user_alternates=[alternate(fake)])
     assert (other_fake.count("user", "10009", 40), fake.count("user", "10009", 40)) == (1, 1)
@@ -369,6 +370,7 @@ def test_default_404_and_hd_fallback(fake: RunningFake) -> None:
         assert real.avatar.size == 140
         with pytest.raises(NoAvatar) as missing:
             await svc.fetch("user", "10010", 640, "", "404")
-        assert (missing.value.err_code, missing.value.http_status) == (1, 404)
+        answer = failure_answer(missing.value)
+        assert (answer.err_code, answer.http_status) == (1, 404)
 
     run(fake, test)

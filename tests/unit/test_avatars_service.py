@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from qqavatar.avatars import Avatar, AvatarService, UpstreamError
+from qqavatar.avatars import Avatar, AvatarService, Failure, UpstreamError
 from qqavatar.avatars import service as service_module
 from qqavatar.avatars.cache import entry_cost
 from qqavatar.fakeqlogo import FaultMode, RunningFake, avatar_bytes, penguin_bytes, spawn
 from qqavatar.handlers.digests import json_base64
+from qqavatar.protocol.avatar_errors import failure_answer
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -235,7 +236,7 @@ def test_concurrent_failures_make_one_upstream_request(fake: RunningFake) -> Non
                                     return_exceptions=True)
 
     results = with_service(fake, test)
-    assert all(isinstance(r, UpstreamError) and r.err_code == -3 for r in results)
+    assert all(isinstance(r, UpstreamError) and r.failure is Failure.INVALID for r in results)
     assert fake.count("user", "10003", 40) == 1
 
 
@@ -293,8 +294,9 @@ def test_each_fault_is_an_upstream_error_and_is_not_cached_as_an_avatar(
         with pytest.raises(UpstreamError) as caught:
             await svc.get("user", "10001", 100)
         elapsed = time.monotonic() - started
-        assert (caught.value.err_code, caught.value.http_status) == (code, status)
-        assert caught.value.err_msg  # Chinese text for data.err_msg
+        answer = failure_answer(caught.value)
+        assert (answer.err_code, answer.http_status) == (code, status)
+        assert answer.err_msg  # Chinese text for data.err_msg
         assert elapsed < 2 * timeout + 0.5  # hang: the read timeout; drip: the total cap
         assert svc.cached("user", "10001", 100) is None
         assert len(svc.cache) == 0
@@ -307,7 +309,7 @@ def test_each_fault_is_an_upstream_error_and_is_not_cached_as_an_avatar(
 
 
 def test_error_messages() -> None:
-    assert [UpstreamError(c).err_msg for c in (-1, -2, -3, -4)] == [
+    assert [failure_answer(UpstreamError(Failure(c))).err_msg for c in (-1, -2, -3, -4)] == [
         "头像服务器连接失败", "头像服务器响应超时", "头像服务器返回了无效的图片", "头像图片过大"]
 
 
@@ -332,7 +334,7 @@ def test_a_declared_length_over_the_cap_is_refused_without_reading(fake: Running
     async def test(svc: AvatarService) -> None:
         with pytest.raises(UpstreamError) as caught:
             await svc.get("user", "10001", 640)  # ~13 KB
-        assert caught.value.err_code == -4
+        assert caught.value.failure is Failure.TOO_LARGE
 
     with_service(fake, test, max_bytes=1000)
 
@@ -373,7 +375,7 @@ def test_a_huge_body_is_abandoned_as_soon_as_it_passes_the_cap(fake: RunningFake
     async def test(svc: AvatarService) -> None:
         with pytest.raises(UpstreamError) as caught:
             await svc.get("user", "10001", 100)
-        assert caught.value.err_code == -4
+        assert caught.value.failure is Failure.TOO_LARGE
 
     with_service(fake, test, max_bytes=256 * 1024, transport=transport)
     assert 256 * 1024 < transport.body_bytes <= 256 * 1024 + 128 * 1024
@@ -391,7 +393,8 @@ def test_nobody_listening_is_a_connection_error(fake: RunningFake) -> None:
             try:
                 with pytest.raises(UpstreamError) as caught:
                     await svc.get("user", "10001", 100)
-                assert (caught.value.err_code, caught.value.http_status) == (-1, 502)
+                answer = failure_answer(caught.value)
+                assert (answer.err_code, answer.http_status) == (-1, 502)
             finally:
                 await svc.aclose()
 

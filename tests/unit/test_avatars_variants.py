@@ -15,6 +15,7 @@ from qqavatar.avatars import OUTPUT_FORMATS, AvatarService, NoAvatar
 from qqavatar.avatars.identicon import GRID, pattern, render
 from qqavatar.avatars.images import transcode
 from qqavatar.fakeqlogo import RunningFake, avatar_bytes, penguin_bytes, spawn
+from qqavatar.protocol.avatar_errors import failure_answer
 from qqavatar.protocol.avatar_rules import DEFAULT, FORMAT, Choice
 from qqavatar.protocol.errors import ApiError
 from tests.unit.avatars_support import Clock, run, until_settled
@@ -137,8 +138,8 @@ def test_default_404_refuses_a_number_without_an_avatar(fake: RunningFake) -> No
         for kind, text in (("user", "该QQ号没有设置头像"), ("group", "该QQ群没有设置头像")):
             with pytest.raises(NoAvatar) as refused:
                 await svc.fetch(kind, "10000", 100, "", "404")
-            assert (refused.value.err_code, refused.value.err_msg) == (1, text)
-            assert refused.value.http_status == 404
+            answer = failure_answer(refused.value)
+            assert (answer.err_code, answer.err_msg, answer.http_status) == (1, text, 404)
             assert refused.value.cache == "MISS"
         with pytest.raises(NoAvatar) as again:
             await svc.fetch("user", "10000", 100, "", "404")

@@ -1,7 +1,7 @@
 """The negative cache: an upstream failure remembered per avatar for a short while.
 
 A number whose avatar qlogo cannot serve is asked about once per `ttl`, however often
-clients ask us; meanwhile they get the same `err_code` at once. Bounded by entries (each
+clients ask us; meanwhile they get the same failure at once. Bounded by entries (each
 is a few hundred bytes), oldest dropped first.
 """
 

@@ -292,7 +292,7 @@ class AvatarService:
             if entry is not None:
                 log.info("avatar %s: upstream failed (%s), answering the stale copy", key, exc)
                 return Served(entry, "STALE", True)
-            raise exc.copy(upstream_fetch=exc.err_code != UNAVAILABLE) from None
+            raise exc.copy(upstream_fetch=exc.failure is not UNAVAILABLE) from None
         if fresh.revalidated:  # joined a background refresh
             fresh = self._announce(key, fresh)
         return Served(fresh, "MISS" if entry is None else "REVALIDATED", True)
@@ -312,7 +312,7 @@ class AvatarService:
         except UpstreamError as exc:
             if self.disk is not None:
                 self.disk.discard(key)
-            raise exc.copy(upstream_fetch=exc.err_code != UNAVAILABLE) from None
+            raise exc.copy(upstream_fetch=exc.failure is not UNAVAILABLE) from None
         if fresh.revalidated:  # joined a background refresh
             fresh = self._announce(key, fresh)
         return Served(fresh, "MISS", True)
@@ -341,7 +341,7 @@ class AvatarService:
         except UpstreamError as exc:
             # The upstream's verdict on this avatar, not ours (a breaker failing fast, a
             # queue too long): those end by themselves.
-            if exc.err_code != UNAVAILABLE and exc.upstream_at_fault:
+            if exc.failure is not UNAVAILABLE and exc.upstream_at_fault:
                 self.negative.remember(key, exc, monotonic())
             if background:
                 log.info("avatar %s: background refresh failed: %s", key, exc)
@@ -419,7 +419,7 @@ class AvatarService:
                 fetched = await self._upstream.fetch(url, deadline)
                 info = await self._validate(fetched, size, url)
             except UpstreamError as exc:
-                probes.upstream_fetched(loop.time() - started, exc.err_code)
+                probes.upstream_fetched(loop.time() - started, int(exc.failure))
                 if not exc.upstream_at_fault:  # we are the bottleneck, not this upstream
                     breaker.abandon()
                     raise

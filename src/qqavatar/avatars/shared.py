@@ -25,7 +25,7 @@ Redis conversation per key per worker):
   (compare-and-delete: a lock that expired and was taken by someone else stays theirs).
 - Waiters poll the outcome every `poll_interval` (short sleeps: no second connection
   for pub/sub, and a waiter's loop is bounded by the lock's lifetime). An upstream
-  failure is shared: the waiters of that one flight answer the same err_code instead of
+  failure is shared: the waiters of that one flight answer the same failure instead of
   each asking the upstream again (later callers take the lock anew; the per-worker
   negative cache decides how long a failure is remembered). A failure that says nothing
   about the upstream (the holder's circuit open, its own queue full) is not shared: the
@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Literal
 from .. import probes
 from .disk import DiskEntry
 from .entrycheck import STORED_MAX_BYTES, checked
-from .errors import UNAVAILABLE, UpstreamError
+from .errors import UNAVAILABLE, Failure, UpstreamError
 from .model import Avatar, Key, etag_of
 
 if TYPE_CHECKING:  # redis costs ~0.1 s to import: only servers with a Redis URL load it
@@ -72,7 +72,7 @@ POLL_INTERVAL = 0.02
 MAX_ROUNDS = 3  # a waiter takes over at most this often (holders that died or let go)
 
 # Outcome of a flight, for its waiters: the copy is in the tier (T), inline because it is
-# not to be cached (A + encoded), an upstream failure (E + err_code), or let go (R).
+# not to be cached (A + encoded), an upstream failure (E + its Failure id), or let go (R).
 _STORED, _INLINE, _FAILED, _LET_GO = b"T", b"A", b"E", b"R"
 
 # KEYS: lock, tier. ARGV: token, lock ttl (ms). → {1, stored copy} or {0, holder's token}.
@@ -228,8 +228,8 @@ class SharedTier:
         try:
             avatar = await fetch()
         except UpstreamError as exc:
-            shared = exc.upstream_at_fault and exc.err_code != UNAVAILABLE
-            await self._end(key, token, _FAILED + str(exc.err_code).encode() if shared
+            shared = exc.upstream_at_fault and exc.failure is not UNAVAILABLE
+            await self._end(key, token, _FAILED + str(int(exc.failure)).encode() if shared
                             else _LET_GO)
             raise
         except asyncio.CancelledError:
@@ -293,7 +293,7 @@ class SharedTier:
                 continue
             kind, rest = outcome[:1], outcome[1:]
             if kind == _FAILED:
-                return UpstreamError(int(rest), detail="as fetched by another server")
+                return UpstreamError(Failure(int(rest)), detail="as fetched by another server")
             if kind in (_STORED, _INLINE):
                 entry = self._decoded(tier_key(key), value if kind == _STORED else rest)
                 return entry if entry is not None else "take over"

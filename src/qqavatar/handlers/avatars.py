@@ -20,6 +20,7 @@ from ..avatars import Avatar, AvatarError, CacheState, Kind, Served
 from ..avatars.model import Source
 from ..avatars.upstream import parse_http_date
 from ..calls import ApiReply, Call, Result
+from ..protocol.avatar_errors import failure_answer
 from ..protocol.phpjson import dumps
 from ..runtime import Runtime
 from .digests import DATA_HEAD, DataDigests
@@ -34,7 +35,7 @@ async def fetch_avatar(runtime: Runtime, kind: Kind, number: str, size: int, fmt
                        default: str = "qq") -> Served:
     """The avatar a call with these parameters shows, and where it came from (memory
     first, then the avatar service's slow path). Raises `AvatarError`: `UpstreamError`
-    (err_code < 0) or `NoAvatar` (`default="404"`, err_code 1)."""
+    (the upstream failed) or `NoAvatar` (`default="404"` and the number has none)."""
     found = runtime.avatars.cached(kind, number, size, fmt, default)
     if found is not None:
         return Served(found, "HIT")
@@ -72,8 +73,9 @@ async def avatar(runtime: Runtime, call: Call) -> Result:
                 served = await runtime.avatars.fetch(kind, number, size, fmt, default)
     except AvatarError as failure:
         waited = (time.perf_counter() - started) * 1000 if failure.upstream_fetch else None
-        data = dumps({"err_code": failure.err_code, "err_msg": failure.err_msg, "img": ""})
-        return Result(data=data, err_code=failure.err_code, http_status=failure.http_status,
+        answer = failure_answer(failure)
+        data = dumps({"err_code": answer.err_code, "err_msg": answer.err_msg, "img": ""})
+        return Result(data=data, err_code=answer.err_code, http_status=answer.http_status,
                       cache=failure.cache, upstream_fetch=failure.upstream_fetch,
                       upstream_ms=waited, headers=_X_CACHE[failure.cache])
     waited = None
