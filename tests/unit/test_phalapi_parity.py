@@ -4,8 +4,10 @@ with the exact answer a client gets."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import secrets
 from typing import Any
 
 import pytest
@@ -219,3 +221,39 @@ def test_kept_the_api_path_names_the_service_over_s(server: RunningServer,
         "s": "App.QQ.GroupImage", "app_key": app["app_key"], "qq": "10001",
         "output": "0"}).json()
     assert answer(reply) == (200, "")  # GroupImage would want its `group`
+
+
+def _member(server: RunningServer, app: dict[str, Any], service: str, name: str,
+            password: str) -> dict[str, Any]:
+    reply: dict[str, Any] = server.client.get(f"/api/App/User/{service}", params={
+        "app_key": app["app_key"], "username": name,
+        "password": hashlib.md5(password.encode()).hexdigest()}).json()
+    return reply
+
+
+def test_kept_one_answer_for_both_login_failures(server: RunningServer,
+                                                 app: dict[str, Any]) -> None:
+    name = "parity-" + secrets.token_hex(6)
+    assert _member(server, app, "Register", name, "right")["data"]["err_code"] == 0
+    unknown = _member(server, app, "Login", "nobody-" + secrets.token_hex(6), "right")
+    wrong = _member(server, app, "Login", name, "wrong")
+    assert unknown["data"] == wrong["data"]  # the same bytes for both: nothing to tell
+    assert (wrong["ret"], wrong["data"]["err_code"], wrong["data"]["err_msg"]) == (
+        200, 1, "登录失败，账号不存在或密码错误")
+
+
+def test_kept_link_urls_never_come_from_host(server: RunningServer,
+                                             app: dict[str, Any]) -> None:
+    reply = server.client.get("/api/App/QQ/UserImageLink", params={
+        "app_key": app["app_key"], "qq": "10001"}, headers={"Host": "avatar.example.com"}).json()
+    assert reply["ret"] == 200 and reply["data"]["url"].startswith(server.url + "/a/"), reply
+
+
+def test_kept_per_client_failed_login_budget(server: RunningServer,
+                                             app: dict[str, Any]) -> None:
+    name = "parity-" + secrets.token_hex(6)
+    assert _member(server, app, "Register", name, "right")["data"]["err_code"] == 0
+    for _ in range(10):  # QQAVATAR_CLIENT_FAILED_LOGINS: 10 a minute per username
+        assert _member(server, app, "Login", name, "wrong")["data"]["err_code"] == 1
+    refused = _member(server, app, "Login", name, "right")  # even the right password
+    assert answer(refused) == (408, f"{P}登录失败次数过多，请稍后再试")
