@@ -86,16 +86,22 @@ def disk_server(tmp_path_factory: pytest.TempPathFactory,
         running.stop()
 
 
-@pytest.mark.anyio
-async def test_a_garbage_file_in_the_disk_tier_is_fetched_again(
-        disk_server: tuple[RunningServer, str], fake_qlogo: Any) -> None:
-    server, app_key = disk_server
+async def planted_on_disk(server: RunningServer) -> tuple[str, Key, DiskCache]:
+    """A new number whose 100 px copy in the server's disk tier is the garbage entry."""
     qq = number()
     key: Key = ("user", qq, 100, "")
     disk = DiskCache(server.data_dir / "avatars", 10**9)
     disk.save(key, garbage_entry())
     await disk.flush()
     assert disk.read(key) is not None
+    return qq, key, disk
+
+
+@pytest.mark.anyio
+async def test_a_garbage_file_in_the_disk_tier_is_fetched_again(
+        disk_server: tuple[RunningServer, str], fake_qlogo: Any) -> None:
+    server, app_key = disk_server
+    qq, key, disk = await planted_on_disk(server)
     assert_refetched(server, app_key, qq, fake_qlogo)
     deadline = time.monotonic() + 5  # the fresh copy replaces the file (in the background)
     while (stored := disk.read(key)) is not None and stored.body == GARBAGE \
@@ -110,11 +116,7 @@ async def test_a_garbage_file_in_the_disk_tier_is_fetched_again(
 async def test_when_the_upstream_fails_too_the_answer_is_its_error(
         disk_server: tuple[RunningServer, str], fake_qlogo: Any) -> None:
     server, app_key = disk_server
-    qq = number()
-    key: Key = ("user", qq, 100, "")
-    disk = DiskCache(server.data_dir / "avatars", 10**9)
-    disk.save(key, garbage_entry())
-    await disk.flush()
+    qq, key, disk = await planted_on_disk(server)
     fake_qlogo.fault("notimage", numbers=[qq])  # a body that is no image either
     image = webp(server, app_key, qq, "1")
     assert image.status_code == 502, image.text
