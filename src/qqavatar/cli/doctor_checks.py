@@ -71,9 +71,7 @@ def sqlite_file(url: str) -> Path | None:
 
 
 async def check_database(settings: Settings, timeout: float) -> Row:
-    from sqlalchemy import text
-
-    from ..store.db import make_engine, script_heads
+    from ..store.db import current_revisions, make_engine, script_heads, select_one
 
     url = settings.effective_database_url
     try:
@@ -91,13 +89,9 @@ async def check_database(settings: Settings, timeout: float) -> Row:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout), engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+            await select_one(connection)
             answered = millis(started)
-            try:
-                rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
-                current = frozenset(str(row[0]) for row in rows)
-            except Exception:  # noqa: BLE001 — no such table: nothing migrated yet
-                current = frozenset()
+            current = await current_revisions(connection)  # none: nothing migrated yet
     except TimeoutError:
         return Row("database", FAIL, f"{shown}: no answer within {timeout:g} s")
     except Exception as exc:  # noqa: BLE001

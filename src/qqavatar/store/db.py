@@ -147,13 +147,23 @@ def script_heads() -> frozenset[str]:
 
 
 async def _current_revisions(engine: AsyncEngine) -> frozenset[str]:
+    async with engine.connect() as connection:
+        return await current_revisions(connection)
+
+
+async def current_revisions(connection: AsyncConnection) -> frozenset[str]:
     """The revisions the database says it is at; empty when it has no schema yet."""
     try:
-        async with engine.connect() as connection:
-            rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
-            return frozenset(str(row[0]) for row in rows)
+        rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
     except DBAPIError:  # no such table: a new database
         return frozenset()
+    return frozenset(str(row[0]) for row in rows)
+
+
+async def select_one(connection: AsyncConnection) -> None:
+    """One round trip (readiness, `qqavatar doctor`); failures raise as the driver's own,
+    not as `StoreUnavailable`: those checks report the driver's reason."""
+    await connection.execute(text("SELECT 1"))
 
 
 def _upgrade_head(connection: Connection) -> None:

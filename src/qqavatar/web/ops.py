@@ -23,12 +23,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .. import metrics
+from ..store.db import select_one
 from .bearer import bearer_is
 
 if TYPE_CHECKING:
@@ -89,11 +89,11 @@ class Readiness:
         if engine is None:
             return "not configured"
 
-        async def select_one() -> None:
+        async def answers() -> None:
             async with engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+                await select_one(connection)
 
-        return await self._probe("database", select_one)
+        return await self._probe("database", answers)
 
     async def _redis_state(self) -> str:
         """`ok` or `down`, as the link is after one PING (none while it waits to retry)."""
