@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from qqavatar.avatars.images import InvalidImage, media_type, validate
+from qqavatar.avatars.images import InvalidImage, media_type, transcode, validate
 
 
 def encode(fmt: str, size: tuple[int, int] = (40, 40)) -> bytes:
@@ -80,3 +80,15 @@ def test_absurd_dimensions_are_refused_before_decoding() -> None:
 def test_media_type() -> None:
     assert media_type(" IMAGE/PNG ;q=1") == "image/png"
     assert media_type(None) == ""
+
+
+@pytest.mark.parametrize("body", [
+    b"\x89PNG\r\n\x1a\n" + b"\x00" * 200,                       # magic bytes, then nothing
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
+    b"\xff\xd8\xff\xe0" + b"\xff" * 300,                        # a JPEG that never starts
+    b"GIF89a" + b"\x01" * 50,
+])
+def test_transcode_refuses_a_body_that_does_not_decode(body: bytes) -> None:
+    # A copy read back from a cache tier passed only the magic-byte check (entrycheck.py).
+    with pytest.raises(InvalidImage, match="cannot transcode"):
+        transcode(body, "webp")
