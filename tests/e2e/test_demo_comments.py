@@ -27,7 +27,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory,
 
 def secrets_of(server: RunningServer) -> list[str]:
     """The demo app's key and secret (`serve` made it), plain and base64."""
-    key = re.search(r"^ +app_key +(\S+)$", server.output(), re.MULTILINE)
+    # The banner's line, in text (a terminal) or as a JSON record's message (a log).
+    key = re.search(r"\bapp_key +([0-9A-F]{32})\b", server.output())
     assert key, server.output()
     shown = json.loads(server.cli("app", "show", key[1], "--json").stdout)
     found: list[str] = []
