@@ -16,15 +16,15 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .calls import ApiReply, ApiRequest, AppLike, Call, Kept, Outcome, Result
+from .apicall import ApiReply, ApiRequest, AppLike, Call, Kept, Outcome, Result
 from .catalog import COMMON_RULES, ENVELOPE_RULES, Service, canonical_name, resolve
+from .components import Runtime
 from .handlers import HANDLERS, Handler
 from .protocol import errors
 from .protocol.envelope import Data, Digest, envelope, is_valid_callback, jsonp
 from .protocol.errors import ApiError
 from .protocol.params import parse, parse_bool
 from .protocol.sign import HMAC_SHA256, YESAPI, check_strong_sign, verify_sign
-from .runtime import Runtime
 from .store.db import StoreUnavailable
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ What feeds what:
 - cache bytes/entries: read from `runtime.avatars.cache` at scrape time (one worker) or
   every second by each worker (several);
 - upstream latency/errors, single-flight waits, shared-tier answers, statistics flushes:
-  the core calls `qqavatar.probes`, which `start` connects to the functions below.
+  the core calls `qqavatar.metric_hooks`, which `start` connects to the functions below.
 
-Import this module only in server processes (features.py does): see probes.py for why.
+Import this module only in server processes (features.py does): see metric_hooks.py for why.
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ from prometheus_client import (
     values,
 )
 
-from . import __version__, probes
+from . import __version__, metric_hooks
 
 if TYPE_CHECKING:
-    from .calls import Outcome
+    from .apicall import Outcome
+    from .components import Runtime
     from .gateway import Gateway
-    from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -261,10 +261,10 @@ async def start(runtime: Runtime, gateway: Gateway) -> None:
     if os.environ.get(MULTIPROCESS_ENV) and not MULTIPROCESS:
         log.error("metrics: prometheus_client was imported before %s was set; /metrics "
                   "will show this worker only", MULTIPROCESS_ENV)
-    probes.flight_joined = flight_joined
-    probes.upstream_fetched = upstream_fetched
-    probes.shared_lookup = shared_lookup
-    probes.counters_flushed = counters_flushed
+    metric_hooks.flight_joined = flight_joined
+    metric_hooks.upstream_fetched = upstream_fetched
+    metric_hooks.shared_lookup = shared_lookup
+    metric_hooks.counters_flushed = counters_flushed
     observer = RequestMetrics(deferred=not MULTIPROCESS)
     gateway.observers.append(observer)
     BUILD_INFO.labels(__version__).set(1)

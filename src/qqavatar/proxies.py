@@ -19,7 +19,14 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from .limits.values import IPAddress, IPNetwork, in_networks, networks, parse_address, split_list
+from .limits.limit_values import (
+    IPAddress,
+    IPNetwork,
+    in_networks,
+    networks,
+    parse_address,
+    split_list,
+)
 
 if TYPE_CHECKING:
     from starlette.requests import Request

@@ -23,7 +23,7 @@ from pydantic_settings import (
 )
 
 from .config import ConfigError, ConfigFileSource, check_environment, explain
-from .limits.values import clean_cidrs, join_list
+from .limits.limit_values import clean_cidrs, join_list
 from .secretbox import check_key
 
 DEFAULT_USER_URL = "https://q1.qlogo.cn/g?b=qq&nk={qq}&s={size}"

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pytest
+from qqavatar.apicall import ApiReply, ApiRequest, Call, Outcome
+from qqavatar.components import Runtime
 
 from qqavatar.avatars import AvatarService
-from qqavatar.calls import ApiReply, ApiRequest, Call, Outcome
 from qqavatar.gateway import Gateway
 from qqavatar.protocol import errors
 from qqavatar.protocol.sign import compute_sign
-from qqavatar.runtime import Runtime
 from qqavatar.settings import Settings
 
 pytestmark = pytest.mark.anyio

@@ -7,15 +7,15 @@ import calendar
 import hashlib
 
 import pytest
-
-from qqavatar.limits.quota import periods_at
-from qqavatar.limits.values import (
+from qqavatar.limits.limit_values import (
     clean_cidrs,
     clean_domains,
     clean_limit,
     host_of,
     split_list,
 )
+
+from qqavatar.limits.quota import periods_at
 from qqavatar.members.passwords import hash_password, verify_password
 from qqavatar.store.members import token_hash, username_key
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Coroutine, Hashable
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from .. import probes
+from .. import metric_hooks
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -36,7 +36,7 @@ class SingleFlight(Generic[K, V]):
 
     async def run(self, key: K, work: Callable[[], Coroutine[Any, Any, V]]) -> V:
         if self._counted and key in self._tasks:
-            probes.flight_joined()  # metrics: a caller sharing work already under way
+            metric_hooks.flight_joined()  # metrics: a caller sharing work already under way
         return await asyncio.shield(self._task(key, work))
 
     def start(self, key: K, work: Callable[[], Coroutine[Any, Any, V]]) -> bool:

@@ -33,18 +33,18 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from .. import probes
+from .. import metric_hooks
 from .breaker import CircuitBreaker, CircuitState
 from .cache import AvatarCache
 from .disk import DiskCache, DiskEntry, disk_bound
 from .entrycheck import checked
 from .errors import INVALID, UNAVAILABLE, NoAvatar, UpstreamError
+from .failure_memory import FailureMemory
 from .flight import SingleFlight
 from .identicon import render as render_identicon
 from .images import MEDIA_TYPES, ImageInfo, InvalidImage, load_codecs, transcode, validate
 from .model import Avatar, Key, Kind, Served, Source, etag_of, make_avatar
-from .negative import FailureMemory
-from .shared import SharedTier
+from .redis_tier import SharedTier
 from .upstream import Fetched, Upstream
 
 if TYPE_CHECKING:
@@ -419,7 +419,7 @@ class AvatarService:
                 fetched = await self._upstream.fetch(url, deadline)
                 info = await self._validate(fetched, size, url)
             except UpstreamError as exc:
-                probes.upstream_fetched(loop.time() - started, int(exc.failure))
+                metric_hooks.upstream_fetched(loop.time() - started, int(exc.failure))
                 if not exc.upstream_at_fault:  # we are the bottleneck, not this upstream
                     breaker.abandon()
                     raise
@@ -434,7 +434,7 @@ class AvatarService:
             except BaseException:
                 breaker.abandon()
                 raise
-            probes.upstream_fetched(loop.time() - started, 0)
+            metric_hooks.upstream_fetched(loop.time() - started, 0)
             breaker.success()
             return self._make(fetched, info, previous)
         if last is None:
@@ -509,7 +509,7 @@ class AvatarService:
         late = monotonic() - avatar.expires_at
         if late >= max(self.stale_ttl, self.stale_if_error_ttl):
             return None  # Redis lets it go by itself
-        probes.shared_lookup("hit" if late < 0 else "stale")
+        metric_hooks.shared_lookup("hit" if late < 0 else "stale")
         self.cache.put(key, avatar)
         if self.disk is not None:
             self.disk.save(key, entry)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from qqavatar.limits.values import (
+from qqavatar.limits.limit_values import (
     MAX_RATE_LIMIT,
     clean_cidrs,
     clean_domains,

@@ -27,7 +27,7 @@ from ..client import (
     UnknownApp,
     UnknownService,
 )
-from ..client.errors import ApiError, ServiceError
+from ..client.exceptions import ApiError, ServiceError
 from ..protocol.params import NUMBER_PATTERN
 
 Kind = Literal["user", "group"]

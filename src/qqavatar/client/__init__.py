@@ -11,7 +11,7 @@ Needs only httpx. With an app_secret every request is signed and every envelope'
 """
 
 from .asynchronous import AsyncClient
-from .errors import (
+from .exceptions import (
     ApiError,
     AuthMismatch,
     BadRequest,

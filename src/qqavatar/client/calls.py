@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from ..protocol.sign import HMAC_SHA256, SCHEMES, YESAPI, compute_sign, compute_strong_sign
 from .envelope import Envelope, parse_envelope, verify_auth
-from .errors import AuthMismatch, ProtocolError, ServerError, api_error, service_error
+from .exceptions import AuthMismatch, ProtocolError, ServerError, api_error, service_error
 from .models import EncodedImage, Image, Kind, Session
 
 T = TypeVar("T")

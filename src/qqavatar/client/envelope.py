@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol.envelope import auth
-from .errors import AuthMismatch, ProtocolError
+from .exceptions import AuthMismatch, ProtocolError
 
 _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"

@@ -8,7 +8,7 @@ import httpx
 
 from .. import __version__
 from .calls import Answer, Prepared
-from .errors import TransportError
+from .exceptions import TransportError
 
 USER_AGENT = f"qqavatar-python/{__version__}"
 # Failures before the request left: sending it again cannot do anything twice.

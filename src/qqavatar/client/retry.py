@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .calls import Call
-from .errors import TransportError, UpstreamUnavailable
+from .exceptions import TransportError, UpstreamUnavailable
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import qqavatar.client.calls as calls
 from ..protocol.sign import YESAPI
 from .base import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ClientBase
 from .calls import Call
-from .errors import QQAvatarError
+from .exceptions import QQAvatarError
 from .http import answer, client_options, request_options, transport_error
 from .models import EncodedImage, Image, Session
 

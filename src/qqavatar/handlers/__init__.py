@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from .. import catalog
-from ..calls import Call, Result
-from ..runtime import Runtime
+from ..apicall import Call, Result
+from ..components import Runtime
 from . import users
 from .avatars import avatar
-from .links import avatar_link
+from .link_services import avatar_link
 from .site import site_index
 
 Handler = Callable[[Runtime, Call], Awaitable[Result]]

@@ -16,13 +16,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from ..apicall import ApiReply, Call, Result
 from ..avatars import Avatar, AvatarError, CacheState, Kind, Served
 from ..avatars.model import Source
 from ..avatars.upstream import parse_http_date
-from ..calls import ApiReply, Call, Result
+from ..components import Runtime
 from ..protocol.avatar_errors import failure_answer
 from ..protocol.phpjson import dumps
-from ..runtime import Runtime
 from .digests import DATA_HEAD, DataDigests
 
 _X_CACHE: dict[str, tuple[tuple[str, str], ...]] = {

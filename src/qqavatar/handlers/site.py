@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .. import __version__
-from ..calls import Call, Result
+from ..apicall import Call, Result
 from ..catalog import SERVICES
+from ..components import Runtime
 from ..protocol.phpjson import dumps
-from ..runtime import Runtime
 
 
 async def site_index(runtime: Runtime, call: Call) -> Result:

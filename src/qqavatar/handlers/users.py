@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from functools import wraps
 
-from ..calls import Call, Result
+from ..apicall import Call, Result
+from ..components import Runtime
 from ..members.guard import well_formed
 from ..members.service import LoginFailure, MemberService, MembersUnavailable
 from ..protocol import errors
 from ..protocol.member_rules import LOGIN_FAILED, NAME_TAKEN, NOT_LOGGED_IN
 from ..protocol.phpjson import dumps
-from ..runtime import Runtime
 
 
 def _members(runtime: Runtime) -> MemberService:

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..calls import Call
+from ..apicall import Call
 from ..protocol import errors
 from ..protocol.sign import HMAC_SHA256
 from ..proxies import client_address
 from ..store.apps import AppRecord
+from .limit_values import IPNetwork, host_of, in_networks, networks
 from .nonces import NonceStore
 from .perclient import ClientLimits, client_key
 from .quota import QuotaBook
 from .rate import RateLimiter
-from .values import IPNetwork, host_of, in_networks, networks
 
 
 class AdmissionGuard:

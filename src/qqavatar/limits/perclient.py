@@ -18,15 +18,15 @@ from dataclasses import dataclass
 
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 
+from ..apicall import Call
 from ..avatars.errors import TIMEOUT, UpstreamError
 from ..avatars.upstream import MAX_IN_FLIGHT
-from ..calls import Call
 from ..protocol import errors
 from ..protocol.errors import ApiError
 from ..proxies import client_bucket, client_host
 from .fairgate import FairGate
+from .limit_values import IPNetwork
 from .rate import RateLimiter
-from .values import IPNetwork
 
 NAMESPACE = "qqavatar-client"
 

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta, timezone
 
 from ..store.db import StoreUnavailable
 from ..store.quota import QuotaStore, UsageKey
-from .shared import SharedQuotas
+from .redis_quota import SharedQuotas
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..calls import Call
+from ..apicall import Call
 from ..protocol import errors
 from .service import MemberService, MembersUnavailable
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from datetime import date, timedelta
 
-from .. import probes
+from .. import metric_hooks
 from ..store.db import StoreUnavailable
 from .recorder import StatsBatch, StatsRecorder
 from .sink import StatsSink
@@ -92,7 +92,7 @@ class StatsCollector:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
             if await self.flush():
-                probes.counters_flushed()  # metrics: the flush lag starts again from 0
+                metric_hooks.counters_flushed()  # metrics: the flush lag starts again from 0
 
     def _drop_written_members(self, batch: StatsBatch) -> dict[tuple[date, str], set[str]]:
         for key in list(batch.members):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
-from ..calls import Outcome
+from ..apicall import Outcome
 from ..catalog import SERVICES
 from .days import day_of, next_midnight
 from .latency import bucket_of

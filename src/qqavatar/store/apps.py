@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from qqavatar.limits.values import (
+from qqavatar.limits.limit_values import (
     MAX_QUOTA,
     MAX_RATE_LIMIT,
     clean_cidrs,

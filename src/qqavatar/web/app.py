@@ -21,9 +21,9 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from .. import identity
+from ..apicall import ApiReply, ApiRequest
 from ..avatars import AvatarService
-from ..calls import ApiReply, ApiRequest
-from ..features import FEATURES
+from ..components import Runtime
 from ..gateway import JSON_TYPE, Gateway
 from ..logs import REQUEST_ID, log_access, request_id_for, with_request_id
 from ..protocol import errors
@@ -31,9 +31,9 @@ from ..protocol.envelope import EMPTY_DATA, envelope
 from ..protocol.errors import ApiError
 from ..protocol.names import requested_service
 from ..redislink import RedisLink
-from ..runtime import Runtime
 from ..secretbox import box_for
 from ..settings import Settings
+from ..startup import FEATURES
 from ..store.apps import AppRegistry, AppStore
 from ..store.db import make_engine, migrate
 from .pagebody import page_refusal, read_page_body, replaying

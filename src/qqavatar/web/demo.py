@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..handlers.links import link_target
+from ..catalog import USER_IMAGE_LINK
+from ..components import Runtime
+from ..handlers.link_services import link_target
 from ..links.urls import link_url
 from ..protocol.params import parse
-from ..runtime import Runtime
-from ..catalog import USER_IMAGE_LINK
 from ..store.apps import AppStore
 
 

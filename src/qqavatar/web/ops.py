@@ -34,7 +34,7 @@ from .bearer import bearer_is
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from ..runtime import Runtime
+    from ..components import Runtime
 
 log = logging.getLogger(__name__)
 

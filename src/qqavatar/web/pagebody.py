@@ -15,7 +15,7 @@ import re
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope
 
-from ..calls import ApiReply
+from ..apicall import ApiReply
 from ..protocol import errors
 from .request import CLOSE, UnreadBody, body_too_large, declared_length, media_type, read_body
 

@@ -15,7 +15,7 @@ answers are simply not kept until the next second).
 
 from __future__ import annotations
 
-from ..calls import ApiReply, Kept
+from ..apicall import ApiReply, Kept
 
 MAX_ENTRIES = 1024
 MAX_BYTES = 4 * 1024 * 1024

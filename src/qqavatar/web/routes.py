@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute
 from .admin.routes import ROUTES as ADMIN_ROUTES
 from .demo import ROUTES as DEMO_ROUTES
 from .docs import ROUTES as DOCS_ROUTES
-from .links import ROUTES as LINK_ROUTES
+from .link_views import ROUTES as LINK_ROUTES
 from .openapi import ROUTES as OPENAPI_ROUTES
 from .ops import ROUTES as OPS_ROUTES
 

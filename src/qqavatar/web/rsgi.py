@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from .. import identity
-from ..calls import ApiReply, ApiRequest
+from ..apicall import ApiReply, ApiRequest
 from ..logs import REQUEST_ID, new_request_id, request_id_for
 from ..protocol.errors import ApiError
 from ..protocol.names import requested_service

@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from ...limits.values import MAX_QUOTA
+from ...components import Runtime
+from ...limits.limit_values import MAX_QUOTA
 from ...protocol.numbers import client_int
 from ...proxies import client_bucket, request_client
-from ...runtime import Runtime
 from ...stats.days import day_of
 from ...stats.queries import DaySummary, StatsQueries, Usage
 from ...store.apps import AppRecord, AppStore

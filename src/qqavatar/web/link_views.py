@@ -14,12 +14,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..apicall import ApiReply, ApiRequest
 from ..avatars import Kind
-from ..calls import ApiReply, ApiRequest
 from ..catalog import GROUP_IMAGE, USER_IMAGE
+from ..components import Runtime
 from ..gateway import Gateway
 from ..links.urls import PATH_PREFIX, extension, split_name
-from ..runtime import Runtime
 
 AVATAR_SERVICE: dict[Kind, str] = {"user": USER_IMAGE.name, "group": GROUP_IMAGE.name}
 

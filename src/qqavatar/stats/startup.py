@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..runtime import Runtime
+from ..components import Runtime
 from .collector import StatsCollector
 from .recorder import StatsRecorder
 from .sink import SqlStatsSink

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..runtime import Runtime
+from ..components import Runtime
 from ..store.link_keys import LinkKeyStore
 from .registry import LinkRegistry
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..runtime import Runtime
+from ..components import Runtime
 from ..store.quota import QuotaStore
 from .guard import AdmissionGuard, QuotaGuard
+from .limit_values import networks, split_list
 from .nonces import NonceStore
 from .perclient import Budgets, ClientLimits
 from .quota import QuotaBook
 from .rate import RateLimiter, open_storage, storage_uri
-from .shared import SharedQuotas
-from .values import networks, split_list
+from .redis_quota import SharedQuotas
 
 if TYPE_CHECKING:
     from ..gateway import Gateway

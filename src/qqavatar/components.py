@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .apicall import AppLike
 from .avatars import AvatarService
-from .calls import AppLike
 from .settings import Settings
 
 if TYPE_CHECKING:

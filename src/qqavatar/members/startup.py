@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..runtime import Runtime
+from ..components import Runtime
 from ..store.members import MemberStore
 from .guard import SessionGuard
 from .service import MemberService

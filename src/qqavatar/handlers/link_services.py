@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..calls import Call, Result
+from ..apicall import Call, Result
 from ..catalog import Service
+from ..components import Runtime
 from ..links import LinkTarget
 from ..links.urls import link_url, public_base
 from ..protocol import errors
 from ..protocol.phpjson import dumps
-from ..runtime import Runtime
 
 NO_BASE_MSG = "无法确定链接地址，请设置QQAVATAR_PUBLIC_URL或QQAVATAR_ALLOWED_HOSTS"
 

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from time import time as wall_clock
 from typing import TYPE_CHECKING, Literal
 
-from .. import probes
+from .. import metric_hooks
 from .disk import DiskEntry
 from .entrycheck import STORED_MAX_BYTES, checked
 from .errors import UNAVAILABLE, Failure, UpstreamError
@@ -210,12 +210,12 @@ class SharedTier:
                 if stored is not None and stored.expires_wall > wall_clock():
                     # refreshed by another server meanwhile: anyone who joined reads it too
                     await self._end(key, claim.token, _STORED)
-                    probes.shared_lookup("hit")
+                    metric_hooks.shared_lookup("hit")
                     return stored
                 return await self._fetch_holding(key, claim.token, fetch, entry_of)
             waited = await self._wait(key, claim.token)
             if isinstance(waited, (DiskEntry, UpstreamError)):
-                probes.shared_lookup("joined")
+                metric_hooks.shared_lookup("joined")
                 if isinstance(waited, UpstreamError):
                     raise waited
                 return waited

@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from . import metrics
+from .components import Runtime
 from .gateway import Gateway
-from .limits import feature as limits
-from .links import feature as links
-from .members import feature as members
-from .runtime import Runtime
-from .stats import feature as stats
+from .limits import startup as limits
+from .links import startup as links
+from .members import startup as members
+from .stats import startup as stats
 
 # A feature starts with the server: it may add components to the runtime, guards and
 # observers to the gateway, and closers to `runtime.closers`.
