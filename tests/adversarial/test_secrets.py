@@ -32,12 +32,12 @@ from alembic import command
 from sqlalchemy import text
 
 from qqavatar.config import ConfigError
-from qqavatar.store.link_keys import LinkKeyStore
 from qqavatar.protocol.sign import compute_sign
 from qqavatar.secretbox import PREFIX, SecretBox, SecretKeyError
 from qqavatar.settings import Settings
 from qqavatar.store.apps import AppStore
 from qqavatar.store.db import alembic_config, make_engine, masked_url, migrate
+from qqavatar.store.link_keys import LinkKeyStore
 from qqavatar.store.testing import EngineFactory
 from tests.integration.test_api import assert_auth
 from tests.postgres_fixture import as_env, fresh_database

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import redis
 from PIL import Image
-from qqavatar.avatars.redis_tier import encode, tier_key
 
 from qqavatar.avatars.disk import DiskCache, DiskEntry
 from qqavatar.avatars.entrycheck import entry_fault
 from qqavatar.avatars.model import Key, etag_of
+from qqavatar.avatars.redis_tier import encode, tier_key
 from qqavatar.fakeqlogo import avatar_bytes
 from tests.redis_fixture import RedisProcess
 from tests.server_fixture import RunningServer

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pytest
-from qqavatar.apicall import ApiReply, ApiRequest, Call, Outcome
-from qqavatar.components import Runtime
 
+from qqavatar.apicall import ApiReply, ApiRequest, Call, Outcome
 from qqavatar.avatars import AvatarService
+from qqavatar.components import Runtime
 from qqavatar.gateway import Gateway
 from qqavatar.protocol import errors
 from qqavatar.protocol.sign import compute_sign

@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from qqavatar.apicall import ApiReply, Kept
 
+from qqavatar.apicall import ApiReply, Kept
 from qqavatar.fakeqlogo import RunningFake, serve_in_thread
 from qqavatar.protocol.envelope import envelope
 from qqavatar.protocol.sign import compute_sign

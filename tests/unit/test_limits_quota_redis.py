@@ -11,10 +11,10 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from qqavatar.limits.redis_quota import SharedQuotas, quota_key
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from qqavatar.limits.quota import EXPIRY_MARGIN, QuotaBook, period_ends, periods_at
+from qqavatar.limits.redis_quota import SharedQuotas, quota_key
 from qqavatar.redislink import RedisLink
 from qqavatar.store.db import migrate
 from qqavatar.store.quota import QuotaStore

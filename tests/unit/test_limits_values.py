@@ -7,6 +7,7 @@ import calendar
 import hashlib
 
 import pytest
+
 from qqavatar.limits.limit_values import (
     clean_cidrs,
     clean_domains,
@@ -14,7 +15,6 @@ from qqavatar.limits.limit_values import (
     host_of,
     split_list,
 )
-
 from qqavatar.limits.quota import periods_at
 from qqavatar.members.passwords import hash_password, verify_password
 from qqavatar.store.members import token_hash, username_key

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from qqavatar.links.registry import LinkRegistry
-from qqavatar.store.link_keys import LinkKeyStore
 from qqavatar.links.tokens import LinkTarget
 from qqavatar.store.apps import AppStore
 from qqavatar.store.db import migrate
+from qqavatar.store.link_keys import LinkKeyStore
 from qqavatar.store.testing import EngineFactory
 
 pytestmark = pytest.mark.anyio

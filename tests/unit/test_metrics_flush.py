@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
-from qqavatar.apicall import Outcome
 
 from qqavatar import metrics
+from qqavatar.apicall import Outcome
 
 SERVICE = "App.QQ.GroupImage"
 # On bucket bounds, between them, past the last one, and zero (a rejected call).

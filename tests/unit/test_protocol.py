@@ -7,13 +7,13 @@ import json
 
 import pytest
 
+from qqavatar.catalog import COMMON_RULES, USER_IMAGE, canonical_name, resolve
 from qqavatar.protocol import errors
 from qqavatar.protocol.envelope import auth, envelope, is_valid_callback, jsonp
 from qqavatar.protocol.errors import ApiError
 from qqavatar.protocol.params import Bool, Enum, Number, Str, parse, parse_bool, php_number
 from qqavatar.protocol.phpjson import dumps
 from qqavatar.protocol.sign import compute_sign, verify_sign
-from qqavatar.catalog import COMMON_RULES, USER_IMAGE, canonical_name, resolve
 
 P = "客户端非法请求："
 

@@ -11,12 +11,12 @@ import inspect
 from typing import Any
 
 import pytest
-from qqavatar.apicall import ApiRequest, Call
-from qqavatar.limits.limit_values import networks, parse_address
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from qqavatar.apicall import ApiRequest, Call
 from qqavatar.catalog import USER_IMAGE
 from qqavatar.limits import perclient
+from qqavatar.limits.limit_values import networks, parse_address
 from qqavatar.limits.perclient import client_key
 from qqavatar.proxies import TrustedProxies, client_address, client_bucket
 

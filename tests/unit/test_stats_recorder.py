@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from qqavatar.apicall import Outcome
 
+from qqavatar.apicall import Outcome
 from qqavatar.stats.days import day_of, last_days, next_midnight
 from qqavatar.stats.latency import (
     FIRST_BUCKET,

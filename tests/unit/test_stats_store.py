@@ -9,10 +9,10 @@ import asyncio
 from datetime import UTC, date, datetime
 
 import pytest
-from qqavatar.apicall import Outcome
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from qqavatar.apicall import Outcome
 from qqavatar.stats.collector import StatsCollector
 from qqavatar.stats.latency import bucket_of, upper_bound
 from qqavatar.stats.queries import StatsQueries

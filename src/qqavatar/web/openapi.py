@@ -26,8 +26,8 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..avatars.images import MEDIA_TYPES
-from ..protocol.params import NUMBER_PATTERN, Bool, Enum, Number, Rule, parse_bool
 from ..catalog import Service
+from ..protocol.params import NUMBER_PATTERN, Bool, Enum, Number, Rule, parse_bool
 from . import servicedoc
 from .servicedoc import data_schema, params_of, services, slug, url_path
 
