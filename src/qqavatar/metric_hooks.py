@@ -1,6 +1,6 @@
 """Measurement points inside the core; no-ops until the metrics feature connects them.
 
-The core (the avatar pipeline, the statistics flusher) calls `probes.flight_joined()`
+The core (the avatar pipeline, the statistics flusher) calls `metric_hooks.flight_joined()`
 and the like; `metrics.start` rebinds these names to Prometheus updates in each server
 worker. This module imports nothing on purpose: the CLI imports the core before
 `qqavatar serve` decides whether metrics live in memory (one worker) or in files shared

@@ -15,7 +15,7 @@ What feeds what:
 - upstream latency/errors, single-flight waits, shared-tier answers, statistics flushes:
   the core calls `qqavatar.metric_hooks`, which `start` connects to the functions below.
 
-Import this module only in server processes (features.py does): see metric_hooks.py for why.
+Import this module only in server processes (startup.py does): see metric_hooks.py for why.
 """
 
 from __future__ import annotations

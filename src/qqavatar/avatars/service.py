@@ -15,7 +15,7 @@ Freshness policy (docs/guide.md, "Cache policy"):
 - Each upstream template has a circuit breaker (breaker.py). Templates are tried in turn
   (user avatars may have alternates), skipping those whose breaker is open, within one
   deadline; when every one is open the answer is -5 at once.
-- With Redis (`share_through`, shared.py) a copy missing from memory and disk is read
+- With Redis (`share_through`, redis_tier.py) a copy missing from memory and disk is read
   from the shared tier (a fresh one is a `HIT`), and a fetch is made by one server for
   all: the others wait for its copy or its failure. Redis down: as without it.
 """

@@ -14,7 +14,7 @@ each other's calls within about a second; a quota shared that way can be
 overshot by at most what the other servers admit in that second.
 
 With Redis (`QQAVATAR_REDIS_URL`), `admit` reserves each call of an app that has a
-quota in Redis as well (limits/shared.py), which makes the quota exact across
+quota in Redis as well (limits/redis_quota.py), which makes the quota exact across
 servers. Calls of apps without a quota cost no round trip: they are only counted
 here. The database stays the durable record (flushed as above). While Redis is
 down, `admit` falls back to what this server knows: the database's totals, or the
