@@ -15,7 +15,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .limits.perclient import ClientLimits
     from .limits.quota import QuotaBook
-    from .links import LinkRegistry
+    from .links.registry import LinkRegistry
     from .members.service import MemberService
     from .redislink import RedisLink
     from .stats.collector import StatsCollector

@@ -11,7 +11,7 @@ from typing import Any
 from ..apicall import Call, Result
 from ..catalog import Service
 from ..components import Runtime
-from ..links import LinkTarget
+from ..links.tokens import LinkTarget
 from ..links.urls import link_url, public_base
 from ..protocol import errors
 from ..protocol.phpjson import dumps

@@ -2,11 +2,7 @@
 
 `tokens` seals and opens tokens (pure), `registry` holds the keys in memory (each app's
 key is kept in the database by `store.link_keys`), `urls` builds and reads link URLs,
-`feature` wires it into a server. The services live in `handlers.links`, the `/a/…` route
-in `web.links`.
+`startup` wires it into a server. The services live in `handlers.link_services`, the
+`/a/…` route in `web.link_views`. (No imports here: `store.link_keys` takes
+`tokens.LinkKey` without loading the registry, which takes the store.)
 """
-
-from .registry import LinkRegistry
-from .tokens import LinkKey, LinkTarget
-
-__all__ = ["LinkKey", "LinkRegistry", "LinkTarget"]
