@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from qqavatar.links.registry import LinkRegistry
@@ -155,3 +158,12 @@ async def test_misses_reload_at_most_once_per_interval(engines: EngineFactory) -
     for _ in range(5):
         assert await registry.open(forged) is None
     assert loads == 1
+
+
+@pytest.mark.parametrize("module", ["qqavatar.store.link_keys", "qqavatar.links.registry"])
+def test_each_side_imports_first_in_a_fresh_process(module: str) -> None:
+    # The store takes links.tokens and the registry takes the store: whichever a process
+    # loads first, neither finds the other half-loaded.
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
