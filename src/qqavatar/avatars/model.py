@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import CacheState
 
@@ -75,7 +75,7 @@ class Served:
 class Source:
     """The cached avatar a hit was answered from, and how it was looked up."""
 
-    lookup: tuple[object, ...]        # AvatarService.cached's arguments
+    lookup: tuple[Any, ...]        # AvatarService.cached's arguments
     avatar: Avatar                    # what that lookup returned
     until: float                      # monotonic: past this the answer would differ (max-age)
     key: Key | None = None            # the cache key, when the lookup returns that entry as is

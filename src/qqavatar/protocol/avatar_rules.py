@@ -11,7 +11,8 @@ from typing import Any
 
 from ..avatars import DEFAULTS, OUTPUT_FORMATS
 from . import errors
-from .params import Rule, php_number
+from .numbers import php_number
+from .params import Rule
 
 
 @dataclass(frozen=True, slots=True)
