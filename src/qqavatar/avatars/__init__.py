@@ -7,7 +7,7 @@ failures arrive as `AvatarError` (`UpstreamError` with its `Failure`, `NoAvatar`
 """
 
 from .breaker import CircuitState
-from .errors import AvatarError, CacheState, Failure, NoAvatar, UpstreamError
+from .failures import AvatarError, CacheState, Failure, NoAvatar, UpstreamError
 from .images import OUTPUT_FORMATS
 from .model import Avatar, Kind, Served
 from .service import DEFAULTS, AvatarService

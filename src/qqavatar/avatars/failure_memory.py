@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from .errors import UpstreamError
+from .failures import UpstreamError
 from .model import Key
 
 MAX_ENTRIES = 10_000

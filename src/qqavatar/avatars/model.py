@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, Literal
 
-from .errors import CacheState
+from .failures import CacheState
 
 Kind = Literal["user", "group"]
 # (kind, number, size, variant). The variant is "" for the upstream's own image, a format

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Literal
 from .. import metric_hooks
 from .disk import DiskEntry
 from .entrycheck import STORED_MAX_BYTES, checked
-from .errors import UNAVAILABLE, Failure, UpstreamError
+from .failures import UNAVAILABLE, Failure, UpstreamError
 from .model import Avatar, Key, etag_of
 
 if TYPE_CHECKING:  # redis costs ~0.1 s to import: only servers with a Redis URL load it

@@ -38,8 +38,8 @@ from .breaker import CircuitBreaker, CircuitState
 from .cache import AvatarCache
 from .disk import DiskCache, DiskEntry, disk_bound
 from .entrycheck import checked
-from .errors import INVALID, UNAVAILABLE, NoAvatar, UpstreamError
 from .failure_memory import FailureMemory
+from .failures import INVALID, UNAVAILABLE, NoAvatar, UpstreamError
 from .flight import SingleFlight
 from .identicon import render as render_identicon
 from .images import MEDIA_TYPES, ImageInfo, InvalidImage, load_codecs, transcode, validate

@@ -17,7 +17,7 @@ import anyio.lowlevel
 import httpx
 
 from .. import __version__
-from .errors import CONNECT, INVALID, TIMEOUT, TOO_LARGE, UpstreamError
+from .failures import CONNECT, INVALID, TIMEOUT, TOO_LARGE, UpstreamError
 from .images import media_type
 from .inflate import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, BoundedBody
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 
 from ..apicall import Call
-from ..avatars.errors import TIMEOUT, UpstreamError
+from ..avatars.failures import TIMEOUT, UpstreamError
 from ..avatars.upstream import MAX_IN_FLIGHT
 from ..protocol import errors
 from ..protocol.errors import ApiError

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..avatars.errors import AvatarError, Failure, NoAvatar, UpstreamError
+from ..avatars.failures import AvatarError, Failure, NoAvatar, UpstreamError
 
 
 @dataclass(frozen=True, slots=True)
