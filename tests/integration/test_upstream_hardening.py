@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from qqavatar.avatars.failures import INVALID, TOO_LARGE, UNAVAILABLE
 
 from qqavatar.avatars import AvatarService, UpstreamError
+from qqavatar.avatars.failures import INVALID, TOO_LARGE, UNAVAILABLE
 from qqavatar.avatars.upstream import Upstream, redirect_target
 from qqavatar.fakeqlogo import BOMB_BYTES, RunningFake, avatar_bytes, gzip_bomb, spawn
 from tests.unit.avatars_support import MiB, run

@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from qqavatar.avatars.failures import Failure
 
 from qqavatar.avatars import AvatarService, NoAvatar, UpstreamError
+from qqavatar.avatars.failures import Failure
 from qqavatar.fakeqlogo import (
     FaultMode,
     RunningFake,

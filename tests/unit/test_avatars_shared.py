@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from qqavatar.avatars.failures import Failure, UpstreamError
 from redis.asyncio import Redis
 
 from qqavatar.avatars import AvatarService
 from qqavatar.avatars.disk import DiskEntry
+from qqavatar.avatars.failures import Failure, UpstreamError
 from qqavatar.avatars.model import Key, etag_of
 from qqavatar.avatars.redis_tier import SharedTier, decode, encode, tier_key
 from qqavatar.fakeqlogo import RunningFake, avatar_bytes, spawn

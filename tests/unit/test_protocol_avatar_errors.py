@@ -4,8 +4,8 @@ err_code, err_msg and image-mode HTTP status, and the docs' table says the same.
 from __future__ import annotations
 
 import pytest
-from qqavatar.avatars.failures import AvatarError, Failure, NoAvatar, UpstreamError
 
+from qqavatar.avatars.failures import AvatarError, Failure, NoAvatar, UpstreamError
 from qqavatar.catalog import USER_IMAGE
 from qqavatar.protocol.avatar_errors import AVATAR_ERRORS, failure_answer
 
