@@ -98,12 +98,14 @@ def test_post_bodies_merge_and_body_wins(server: RunningServer, app: dict[str, A
     assert stats.status_code == 200
 
 
-def test_bad_json_body(server: RunningServer) -> None:
-    response = server.client.post("/?s=App.QQ.UserImage", content=b"{nope",
+def test_a_body_that_is_neither_json_nor_a_form_is_ignored(server: RunningServer) -> None:
+    """PhalApi reads a body that does not decode as a JSON object, under a Content-Type that
+    is no form, as no parameters: the call is the query's alone (here: no app_key)."""
+    response = server.client.post("/?s=App.QQ.UserImage&qq=10001&output=0",
+                                  content=b"{nope",
                                   headers={"content-type": "application/json"})
     reply = envelope(response)
-    assert reply["ret"] == 400
-    assert reply["msg"].startswith(P)
+    assert (response.status_code, reply["ret"], reply["msg"]) == (200, 400, P + "缺少必要参数app_key")
 
 
 def test_unknown_service(server: RunningServer) -> None:
@@ -112,9 +114,12 @@ def test_unknown_service(server: RunningServer) -> None:
         assert (reply["ret"], reply["msg"], reply["data"]) == (404, P + "接口服务App.X.Y不存在", {})
 
 
-def test_unknown_path_is_plain_404(server: RunningServer) -> None:
-    assert server.client.get("/favicon.ico").status_code == 404
-    assert server.client.get("/api/../etc/passwd").status_code == 404
+def test_an_unknown_path_is_404_with_the_error_envelope(server: RunningServer) -> None:
+    for path in ("/favicon.ico", "/api/App/QQ/UserImage/More"):
+        response = server.client.get(path)
+        reply = envelope(response)
+        assert (response.status_code, reply["ret"], reply["msg"], reply["data"]) == \
+            (404, 404, P + f"路径{path}不存在", {})
 
 
 # --- §2 parameters -----------------------------------------------------------------------------

@@ -1,20 +1,17 @@
-"""The ASGI application: both YesApi URL styles onto the gateway.
+"""The ASGI application (uvicorn): start-up and shut-down, and the ASGI edge of a request.
 
-`/?s=App.QQ.UserImage` (or `service=`, which wins) and `/api/App/QQ/UserImage`
-become one service name and one dict of parameters. Raw ASGI on purpose: the
-avatar path is the hot path and needs no framework in between.
-
-Paths are read as a PHP host behind nginx reads them: a run of slashes is one slash
-(YesApi's PHP SDK asks for `//?s=…`). Every other path is a page (`routes`), its body read
-here within the pages' bounds (`pagebody`); a path no page has is HTTP 404 with the error
-envelope, which a YesApi client can read as any other refusal.
+Raw ASGI on purpose: the avatar path is the hot path and needs no framework in between.
+What a request means — API call or page, method, body, service, the answer's headers — is
+`web/dispatch.py`'s, shared with the RSGI edge (`web/rsgi.py`); this module only reads the
+ASGI scope into an `ASGIRequest` and sends the answer. Pages (`routes`) run in Starlette,
+their body read first within the pages' bounds; a path no page has is HTTP 404 with the
+error envelope, which a YesApi client can read as any other refusal.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import re
 import time
 
 from starlette.applications import Starlette
@@ -29,22 +26,28 @@ from ..logs import REQUEST_ID, log_access, request_id_for, with_request_id
 from ..protocol import errors
 from ..protocol.envelope import EMPTY_DATA, envelope
 from ..protocol.errors import ApiError
-from ..protocol.names import requested_service
 from ..redislink import RedisLink
 from ..secretbox import box_for
 from ..settings import Settings
 from ..startup import FEATURES
 from ..store.apps import AppRegistry, AppStore
 from ..store.db import make_engine, migrate
-from .pagebody import page_refusal, read_page_body, replaying
-from .request import CLOSE, UnreadBody, has_body, parse_query, read_params
+from .dispatch import (
+    Headers,
+    answer_call,
+    api_service,
+    body_sent,
+    head_of,
+    merge_slashes,
+    page_refusal,
+    read_page_body,
+)
+from .pagebody import replaying
+from .request import read_body
 from .routes import ROUTES
 
 log = logging.getLogger(__name__)
 
-_API_PATH = re.compile(r"/api/([A-Za-z0-9_]+(?:/[A-Za-z0-9_]+){1,2})/?")
-_ALLOWED_METHODS = ("GET", "POST", "HEAD")
-_SLASHES = re.compile(r"//+")
 
 
 class QQAvatarApp:
@@ -124,41 +127,26 @@ class QQAvatarApp:
         if "//" in path:
             path = merge_slashes(path)
             scope = {**scope, "path": path}
-        if path == "/":
-            service = None
-        else:
-            match = _API_PATH.fullmatch(path)
-            if match is None:
-                await self._page(scope, receive, with_request_id(send))
-                return
-            service = match.group(1).replace("/", ".")
-        method = scope["method"]
-        if method not in _ALLOWED_METHODS:
-            await _send(send, scope, method_not_allowed(method, has_body(scope)))
-            return
-        try:
-            params = await read_params(scope, receive, timeout=self.settings.client_timeout)
-        except ApiError as error:
-            await _send(send, scope, refuse(self.gateway, scope.get("query_string", b""), error))
-            return
-        if service is None:
-            try:
-                service = requested_service(params)
-            except ApiError as error:
-                await _send(send, scope, self.gateway.reject(params, error))
-                return
         headers = {name.decode("latin-1"): value.decode("latin-1")
                    for name, value in scope["headers"]}
-        client = scope.get("client")
-        request = ApiRequest(service, params, headers, client[0] if client else None, method,
-                             scheme=scope.get("scheme", "http"), server=scope.get("server"))
-        reply = await self.gateway.handle(request)
+        service = api_service(path)
+        if service is None:
+            await self._page(scope, headers, receive, with_request_id(send))
+            return
+        client = scope.get("client")  # uvicorn has applied the trusted proxies' headers
+        request = ApiRequest(service, {}, headers, client[0] if client else None,
+                             scope["method"], scheme=scope.get("scheme", "http"),
+                             server=scope.get("server"))
+        reply = await answer_call(self.gateway, request, scope.get("query_string", b""),
+                                  headers, read_asgi_body, receive, self.settings.client_timeout)
         await _send(send, scope, reply)
 
-    async def _page(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if has_body(scope):
+    async def _page(self, scope: Scope, headers: dict[str, str], receive: Receive,
+                    send: Send) -> None:
+        if body_sent(headers):
             try:
-                body = await read_page_body(scope, receive, self.settings.client_timeout)
+                body = await read_page_body(headers, read_asgi_body, receive,
+                                            self.settings.client_timeout)
             except ApiError as error:
                 await _send(send, scope, page_refusal(error), request_id=False)
                 return
@@ -166,9 +154,10 @@ class QQAvatarApp:
         await self.pages(scope, receive, send)
 
 
-def merge_slashes(path: str) -> str:
-    """`//api//App/QQ/UserImage` → `/api/App/QQ/UserImage` (nginx's merge_slashes)."""
-    return _SLASHES.sub("/", path)
+async def read_asgi_body(receive: Receive, headers: Headers, limit: int, timeout: float
+                         ) -> bytes:
+    """`dispatch.BodyReader` on ASGI."""
+    return await read_body(receive, timeout, limit)
 
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -179,19 +168,6 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
                 request_id=False)
 
 
-def refuse(gateway: Gateway, query_string: bytes | str, error: ApiError) -> ApiReply:
-    """The answer to a call whose body could not be read: shaped from the query if that
-    parses; it closes the connection when part of the body was left unread."""
-    try:
-        query = parse_query(query_string)
-    except ApiError:  # the query itself was refused
-        query = {}
-    refusal = gateway.reject(query, error)
-    if isinstance(error, UnreadBody):
-        refusal.headers.append(CLOSE)
-    return refusal
-
-
 def freeze_heap() -> None:
     """Called by a server process once its app has started: everything loaded so far lives
     as long as the process, so move it out of the garbage collector's sight; its full
@@ -200,29 +176,15 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def method_not_allowed(method: str, with_body: bool) -> ApiReply:
-    """405; it closes the connection if the request sent a body (it is left unread)."""
-    body = f"Method {method[:16]} Not Allowed".encode("ascii", "replace")
-    headers = [("Allow", ", ".join(_ALLOWED_METHODS))]
-    if with_body:
-        headers.append(CLOSE)
-    return ApiReply(405, "text/plain; charset=utf-8", body, headers)
-
-
 async def _send(send: Send, scope: Scope, reply: ApiReply, *, request_id: bool = True) -> None:
     """`request_id`: add X-Request-Id (pages have theirs added by `with_request_id`)."""
-    headers = [
-        (b"content-type", reply.content_type.encode("latin-1")),
-        (b"x-content-type-options", b"nosniff"),
-        identity.SERVED_BY_RAW,
-    ]
-    if reply.status != 304:
-        headers.append((b"content-length", str(len(reply.body)).encode("ascii")))
-    headers += [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                for name, value in reply.headers]
+    head = head_of(reply)
     rid = REQUEST_ID.get() if request_id else None
     if rid is not None:
-        headers.append((b"x-request-id", rid.encode("ascii")))
+        head.append(("x-request-id", rid))
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in head]
+    if reply.status != 304:
+        headers.append((b"content-length", str(len(reply.body)).encode("ascii")))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     body = b"" if scope["method"] == "HEAD" or reply.status == 304 else reply.body
     await send({"type": "http.response.body", "body": body})

@@ -5,32 +5,26 @@ A page needs little: the dashboard's largest form (an app's settings) is a few h
 bytes. So a page body is at most `MAX_PAGE_BODY_BYTES` (refused from its Content-Length
 before a byte of it is read), at most `MAX_PAGE_FIELDS` fields, carries no file, and must
 arrive within the client timeout, as an API body must. The page then reads the body from
-memory (`replaying`), never from the client.
+memory (`replaying`), never from the client. `web/dispatch.py` reads the body.
 """
 
 from __future__ import annotations
 
 import re
 
-from starlette.datastructures import Headers
-from starlette.types import Message, Receive, Scope
+from starlette.types import Message, Receive
 
-from ..apicall import ApiReply
 from ..protocol import errors
-from .request import CLOSE, UnreadBody, body_too_large, declared_length, media_type, read_body
+from .request import media_type
 
 MAX_PAGE_BODY_BYTES = 16 * 1024
 MAX_PAGE_FIELDS = 64
 _FILE_PART = re.compile(rb"content-disposition:[^\r\n]*filename", re.IGNORECASE)
 
 
-async def read_page_body(scope: Scope, receive: Receive, timeout: float) -> bytes:
-    """The whole body of a page request, within the bounds above; ApiError otherwise."""
-    length = declared_length(scope)
-    if length is not None and length > MAX_PAGE_BODY_BYTES:
-        raise body_too_large(MAX_PAGE_BODY_BYTES)
-    body = await read_body(receive, timeout, MAX_PAGE_BODY_BYTES)
-    if media_type(Headers(scope=scope).get("content-type", "")) == "multipart/form-data":
+def check_page_form(body: bytes, content_type: str) -> None:
+    """ApiError unless `body` (read within `MAX_PAGE_BODY_BYTES`) is a form a page may take."""
+    if media_type(content_type) == "multipart/form-data":
         if _FILE_PART.search(body):
             raise errors.client_error(400, "页面不接受文件")
         fields = body.lower().count(b"content-disposition:")
@@ -38,17 +32,6 @@ async def read_page_body(scope: Scope, receive: Receive, timeout: float) -> byte
         fields = body.count(b"&") + 1 if body else 0
     if fields > MAX_PAGE_FIELDS:
         raise errors.client_error(400, f"表单字段不能超过{MAX_PAGE_FIELDS}个")
-    return body
-
-
-def page_refusal(error: errors.ApiError) -> ApiReply:
-    """The plain-text answer to a page body refused; it closes the connection when part of
-    the body was left unread."""
-    if isinstance(error, UnreadBody):
-        status, headers = error.status, [CLOSE]
-    else:
-        status, headers = 400, []
-    return ApiReply(status, "text/plain; charset=utf-8", error.msg.encode("utf-8"), headers)
 
 
 def replaying(body: bytes, receive: Receive) -> Receive:

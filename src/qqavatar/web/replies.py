@@ -15,7 +15,13 @@ answers are simply not kept until the next second).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..apicall import ApiReply, Kept
+from ..gateway import Gateway
+
+if TYPE_CHECKING:
+    from granian._granian import RSGIHeaders
 
 MAX_ENTRIES = 1024
 MAX_BYTES = 4 * 1024 * 1024
@@ -23,6 +29,13 @@ MAX_BYTES = 4 * 1024 * 1024
 Header = tuple[str, str]
 # (the gateway's kept call, status, the response headers before X-Request-Id, body)
 KeptReply = tuple[Kept, int, list[Header], bytes]
+
+
+def plain(headers: RSGIHeaders) -> bool:
+    """Neither conditional nor carrying a body: a kept answer is the whole answer to it, and
+    its own answer may be kept."""
+    return not ("if-none-match" in headers or "if-modified-since" in headers
+                or "content-length" in headers or "transfer-encoding" in headers)
 
 
 class KeptReplies:
@@ -40,6 +53,12 @@ class KeptReplies:
 
     def get(self, key: str) -> KeptReply | None:
         return self._entries.get(key)
+
+    def answer(self, key: str, gateway: Gateway) -> KeptReply | None:
+        """The answer kept under `key` if `gateway` says it still holds (the call is then
+        counted); None: the request takes the full path."""
+        kept = self._entries.get(key)
+        return kept if kept is not None and gateway.replay(kept[0]) else None
 
     def put(self, key: str, reply: ApiReply, head: list[Header]) -> None:
         """Keep `reply` (its `kept` set) under `key`; `head` is its headers as sent."""

@@ -4,15 +4,16 @@ A POST body is read as PhalApi reads it: a JSON object counts whatever the Conte
 (`protocol.jsonbody`); otherwise an urlencoded form (or a body with no Content-Type), or
 multipart (fields only). Other bodies, and bodies of other methods, are not read.
 
-Bounds, the same on both servers: at most `MAX_PARAMS` parameters; a body over
-`MAX_BODY_BYTES` is refused from its Content-Length before a byte of it is read (or, sent
-chunked, as soon as it grows past the cap); a body not complete within the client timeout
-is refused too, so a client dribbling one cannot hold a connection and its buffer, and so is
-one that takes more than `MAX_BODY_READS` reads (granian hands a chunked body over one wire
-chunk per await: 100 000 one-byte chunks cost seconds of a worker's time). These are ret 400
-envelopes: ret 413 is the quota's answer, and the SDK reads it as such. Those refusals leave
-part of the body unsent or unread (`UnreadBody`): their answer closes the connection, so a
-client does not reuse it while the server is shutting it.
+Bounds, the same on both servers (`web/dispatch.py` applies them): at most `MAX_PARAMS`
+parameters; a body over `MAX_BODY_BYTES` is refused from its Content-Length before a byte
+of it is read or, sent chunked, as soon as it grows past the cap; a body not complete within
+the client timeout is refused too, so a client dribbling one cannot hold a connection and
+its buffer, and so is one that takes more than `MAX_BODY_READS` reads (granian hands a
+chunked body over one wire chunk per await: 100 000 one-byte chunks cost seconds of a
+worker's time). These are ret 400 envelopes: ret 413 is the quota's answer, and the SDK
+reads it as such. Those refusals leave part of the body unsent or unread (`UnreadBody`):
+their answer closes the connection, so a client does not reuse it while the server is
+shutting it.
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import parse_qsl
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.types import Message, Receive, Scope
+from starlette.types import Message, Receive
 
 from ..protocol import errors
 from ..protocol.jsonbody import php_json_params
-from ..protocol.numbers import client_int
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_PARAMS = 256
@@ -49,9 +48,6 @@ def body_too_large(limit: int = MAX_BODY_BYTES) -> UnreadBody:
 
 def too_slow(timeout: float) -> UnreadBody:
     return UnreadBody(f"请求体未在{timeout:g}秒内发送完毕", 408)
-
-
-CLOSE = ("connection", "close")
 
 
 def parse_query(raw: bytes | str) -> dict[str, str]:
@@ -100,22 +96,6 @@ async def read_body(receive: Receive, timeout: float = DEFAULT_BODY_TIMEOUT,
     return b"".join(chunks)
 
 
-def declared_length(scope: Scope) -> int | None:
-    """The Content-Length header as a number; None if absent or not one."""
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            return client_int(value)
-    return None
-
-
-def has_body(scope: Scope) -> bool:
-    """Does the request carry a body (a Content-Length over 0, or chunked)?"""
-    for name, value in scope.get("headers", ()):
-        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
-            return True
-    return False
-
-
 def media_type(content_type: str) -> str:
     return content_type.split(";")[0].strip().lower()
 
@@ -140,18 +120,6 @@ async def _parse_multipart(content_type: str, body: bytes) -> dict[str, str]:
         return {name: value for name, value in form.items() if isinstance(value, str)}
     finally:
         await form.close()
-
-
-async def read_params(scope: Scope, receive: Receive, *,
-                      timeout: float = DEFAULT_BODY_TIMEOUT) -> dict[str, str]:
-    params = parse_query(scope.get("query_string", b""))
-    if scope["method"] != "POST":
-        return params
-    length = declared_length(scope)
-    if length is not None and length > MAX_BODY_BYTES:
-        raise body_too_large()  # before reading: the server closes the connection after
-    body = await read_body(receive, timeout)
-    return await add_body(params, Headers(scope=scope).get("content-type", ""), body)
 
 
 async def add_body(params: dict[str, str], content_type: str, body: bytes) -> dict[str, str]:
