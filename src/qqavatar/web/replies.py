@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..apicall import ApiReply, Kept
-from ..gateway import Gateway
 
 if TYPE_CHECKING:
     from granian._granian import RSGIHeaders
@@ -53,12 +52,6 @@ class KeptReplies:
 
     def get(self, key: str) -> KeptReply | None:
         return self._entries.get(key)
-
-    def answer(self, key: str, gateway: Gateway) -> KeptReply | None:
-        """The answer kept under `key` if `gateway` says it still holds (the call is then
-        counted); None: the request takes the full path."""
-        kept = self._entries.get(key)
-        return kept if kept is not None and gateway.replay(kept[0]) else None
 
     def put(self, key: str, reply: ApiReply, head: list[Header]) -> None:
         """Keep `reply` (its `kept` set) under `key`; `head` is its headers as sent."""

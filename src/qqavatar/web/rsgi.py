@@ -122,13 +122,13 @@ class QQAvatarRSGI:
         if "//" in path:  # `//?s=…` is `/?s=…`, as `app` reads it
             path = merge_slashes(path)
         kept_replies, gateway = self.kept, app.gateway
-        key = None  # under which this request's answer is kept: plain GETs only
-        if (kept_replies is not None and gateway is not None and scope.method == "GET"
-                and plain(headers := scope.headers)):
-            # The same URL again: its kept answer, if the gateway says it still holds.
+        key = None  # under which this request's answer is kept: GETs only
+        if kept_replies is not None and gateway is not None and scope.method == "GET":
+            # The same URL again: its kept answer, if the gateway says it still holds (the
+            # lookup is written out here: a call level more costs on the kept path).
             key = path + "?" + scope.query_string
-            kept = kept_replies.answer(key, gateway)
-            if kept is not None:
+            kept = kept_replies.get(key)
+            if kept is not None and plain(headers := scope.headers) and gateway.replay(kept[0]):
                 rid_header = ("x-request-id", request_id(headers))
                 proto.response_bytes(kept[1], [*kept[2], rid_header], kept[3])
                 return
@@ -154,7 +154,8 @@ class QQAvatarRSGI:
                                       keep=key is not None)
             head = head_of(reply)
             proto.response_bytes(reply.status, [*head, ("x-request-id", rid)], reply.body)
-            if reply.kept is not None and kept_replies is not None and key is not None:
+            if (reply.kept is not None and kept_replies is not None and key is not None
+                    and plain(headers)):
                 kept_replies.put(key, reply, head)
         finally:
             REQUEST_ID.reset(token)
