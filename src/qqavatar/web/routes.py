@@ -1,7 +1,7 @@
 """Pages and endpoints beside the API (admin, docs, health …), as Starlette routes.
 
-The API itself (`/` and `/api/…`) is served by `web.app` directly; every other path
-goes to these routes. Route handlers find the running server in
+The API itself (`/` and `/api/…`) is answered through `web.dispatch` on either server;
+every other path goes to these routes. Route handlers find the running server in
 `request.app.state.runtime` and `request.app.state.gateway`.
 """
 

@@ -7,7 +7,7 @@ available (`--server uvicorn`), serving the same app over ASGI.
 Bounds on what a client may send (tests/adversarial/test_resource_bounds.py measures them):
 granian answers 431 to a request line plus headers over `MAX_HEAD_BYTES` or over 100
 headers, and closes a connection that has not sent its headers within `client_timeout`
-seconds; bodies are capped and timed by `web.request`.
+seconds; bodies are capped and timed by `web.dispatch` (the bounds of `web.request`).
 
 granian's `backpressure` caps the connections a worker accepts (not requests in flight), and
 granian 2.8 never times out a connection that sends nothing: at its default (1024) a
