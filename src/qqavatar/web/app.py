@@ -3,7 +3,7 @@
 Raw ASGI on purpose: the avatar path is the hot path and needs no framework in between.
 What a request means — API call or page, method, body, service, the answer's headers — is
 `web/dispatch.py`'s, shared with the RSGI edge (`web/rsgi.py`); this module only reads the
-ASGI scope into an `ASGIRequest` and sends the answer. Pages (`routes`) run in Starlette,
+ASGI scope into an `ApiRequest` and sends the answer. Pages (`routes`) run in Starlette,
 their body read first within the pages' bounds; a path no page has is HTTP 404 with the
 error envelope, which a YesApi client can read as any other refusal.
 """
@@ -47,7 +47,6 @@ from .request import read_body
 from .routes import ROUTES
 
 log = logging.getLogger(__name__)
-
 
 
 class QQAvatarApp:
