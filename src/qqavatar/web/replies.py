@@ -4,9 +4,9 @@ A hot avatar is asked for with the very same URL many times a second. Instead of
 looking up the app, checking the sign and building the answer each time, the server keeps
 the answer the gateway marked as `kept` under the raw path and query, and for the next
 identical GET asks `Gateway.replay` whether it still holds (same second, same app record,
-same cached avatar) and counts the call. Requests with conditional headers take the full
-path, as does everything else the gateway does not mark (misses, apps with limits,
-sessions, private links).
+same cached avatar) and counts the call. Requests with conditional headers or a body
+(not `plain`) take the full path, as does everything else the gateway does not mark
+(misses, apps with limits, sessions, private links); `web/rsgi.py` does the lookup.
 
 Bounded: kept answers belong to one second (a new second starts afresh), and at most
 `MAX_ENTRIES` of them holding `MAX_BYTES` of keys and bodies are kept at once (past that,
