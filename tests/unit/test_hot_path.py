@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from email.utils import formatdate
 from urllib.parse import parse_qsl
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qqavatar.avatars import headers
+from qqavatar.avatars.headers import http_date, image_headers
 from qqavatar.avatars.model import make_avatar
 from qqavatar.handlers.digests import DATA_HEAD, DataDigests, avatar_data
 from qqavatar.protocol import sign
@@ -117,3 +120,20 @@ def test_the_json_hot_tier_is_bounded_by_bytes() -> None:
     b64, tail, state = digests.of(big)
     assert DATA_HEAD + b64 + tail == avatar_data(big)
     assert len(digests) == kept and digests.of(big) is not digests.of(big)
+
+
+@given(st.integers(0, 2**33))
+def test_http_date_is_formatdate(unix: int) -> None:
+    assert http_date(unix) == formatdate(unix, usegmt=True)
+
+
+def test_image_headers_are_made_per_answer_from_a_bounded_table() -> None:
+    found = make_avatar(b"\xff\xd8 jpeg", "image/jpeg", is_default=True, lifetime=60, now=0.0,
+                        size=140, modified_at=1_700_000_000)
+    assert image_headers(found, "public, max-age=5", "HIT") == [
+        ("ETag", found.etag), ("Last-Modified", formatdate(1_700_000_000, usegmt=True)),
+        ("X-Avatar-Default", "1"), ("X-Avatar-Size", "140"),
+        ("Cache-Control", "public, max-age=5"), ("X-Cache", "HIT")]
+    for unix in range(headers.LAST_MODIFIED_KEPT + 10):
+        headers.last_modified(unix)
+    assert len(headers._LAST_MODIFIED) <= headers.LAST_MODIFIED_KEPT

@@ -81,6 +81,7 @@ class DiskEntry:
 class DiskCache:
     def __init__(self, directory: Path, max_bytes: int) -> None:
         self.directory = directory
+        self._root = str(directory)
         self.max_bytes = max_bytes
         self.total_bytes = 0      # exact after a scan, kept up to date by our own writes
         self.evictions = 0
@@ -90,9 +91,14 @@ class DiskCache:
         self._pending: set[asyncio.Task[None]] = set()
 
     def path(self, key: Key) -> Path:
+        return Path(self._file(key))
+
+    def _file(self, key: Key) -> str:
+        # Plain strings, not pathlib: Path interns every part of every name it parses, and
+        # the interpreter's table of interned strings grew with the files (~300 B each).
         kind, number, size, variant = key
         assert not variant and number.isascii() and number.isdigit(), key
-        return self.directory / kind / number[-2:] / f"{number}-{size}{SUFFIX}"
+        return f"{self._root}/{kind}/{number[-2:]}/{number}-{size}{SUFFIX}"
 
     def read(self, key: Key) -> DiskEntry | None:
         """The stored entry of `key`, or None; blocking, but cheap from the page cache."""
@@ -107,7 +113,7 @@ class DiskCache:
         self._background(self._write, key, entry)
 
     def discard(self, key: Key) -> None:
-        self._background(self._remove, self.path(key))
+        self._background(self._remove, self._file(key))
 
     async def flush(self) -> None:
         """Wait for the writes started so far."""
@@ -130,7 +136,7 @@ class DiskCache:
         task.add_done_callback(self._pending.discard)
 
     def _read(self, key: Key) -> DiskEntry | None:
-        path = self.path(key)
+        path = self._file(key)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -158,22 +164,23 @@ class DiskCache:
         return entry
 
     def _write(self, key: Key, entry: DiskEntry) -> None:
-        path = self.path(key)
+        path = self._file(key)
         data = _encode(entry, key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}{TMP_SUFFIX}")
+        folder, _, name = path.rpartition("/")
+        tmp = f"{folder}/.{name}.{os.getpid()}.{threading.get_ident()}{TMP_SUFFIX}"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             with open(tmp, "wb") as file:
                 file.write(data)
             try:
-                replaced = path.stat().st_size
+                replaced = os.stat(path).st_size
             except FileNotFoundError:
                 replaced = 0
             os.replace(tmp, path)
         except OSError as exc:
             log.warning("disk cache: cannot write %s: %s", path, exc)
             with contextlib.suppress(OSError):
-                tmp.unlink()
+                os.unlink(tmp)
             return
         with self._lock:
             if not self._scanned:
@@ -183,10 +190,10 @@ class DiskCache:
             if self.total_bytes > self.max_bytes:
                 self._evict()
 
-    def _remove(self, path: Path) -> None:
+    def _remove(self, path: str | Path) -> None:
         try:
-            size = path.stat().st_size
-            path.unlink()
+            size = os.stat(path).st_size
+            os.unlink(path)
         except FileNotFoundError:
             return
         except OSError as exc:

@@ -1,15 +1,16 @@
-"""The avatar value handed to the web layer: its bytes, once, and the headers every answer has.
+"""The avatar value handed to the web layer: its bytes, once, and what describes them.
 
-One copy of the image per avatar: what a JSON answer needs (base64, the data JSON's md5
-state) is derived from `body` by the handlers, in a small hot tier of their own
-(handlers/digests.py), so a cache of many avatars holds little more than their bytes.
+One copy of the image per avatar and little else: what a JSON answer needs (base64, the
+data JSON's md5 state) is derived from `body` by the handlers, in a small hot tier of their
+own (handlers/digests.py), and an image answer's headers are made per answer from shared
+pieces (headers.py), so a cache of many avatars holds little more than their bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from email.utils import formatdate
+import sys
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from .failures import CacheState
@@ -18,8 +19,6 @@ Kind = Literal["user", "group"]
 # (kind, number, size, variant). The variant is "" for the upstream's own image, a format
 # name ("webp") for a transcoded copy, "identicon.<format>" for a generated default.
 Key = tuple[Kind, str, int, str]
-
-Header = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,31 +34,6 @@ class Avatar:
     modified_at: int = 0   # Unix time for Last-Modified: the upstream's, or our first fetch
     source: str = ""       # a transcoded or generated copy: ETag of the original it came from
     revalidated: bool = False  # refreshed in the background, not yet answered with
-    # ETag, Last-Modified, X-Avatar-Default, X-Avatar-Size: the same for every answer.
-    image_headers: tuple[Header, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "image_headers", (
-            ("ETag", self.etag),
-            ("Last-Modified", formatdate(self.modified_at, usegmt=True)),
-            _DEFAULT_HEADERS[self.is_default],
-            _size_header(self.size),
-        ))
-
-
-# Header pairs many avatars have in common are shared, not made per avatar.
-_DEFAULT_HEADERS: dict[bool, Header] = {False: ("X-Avatar-Default", "0"),
-                                        True: ("X-Avatar-Default", "1")}
-_SIZE_HEADERS: dict[int, Header] = {}
-
-
-def _size_header(size: int) -> Header:
-    header = _SIZE_HEADERS.get(size)
-    if header is None:
-        header = ("X-Avatar-Size", str(size))
-        if len(_SIZE_HEADERS) < 1024:  # sizes are a handful; the bound is only a guard
-            _SIZE_HEADERS[size] = header
-    return header
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,19 +63,17 @@ def make_avatar(body: bytes, content_type: str, *, is_default: bool, lifetime: i
                 now: float, size: int = 0, format: str = "", modified_at: int = 0,
                 source: str = "", etag: str | None = None,
                 expires_at: float | None = None) -> Avatar:
-    """Compute the per-avatar headers once, so every image answer is a lookup and a join.
-
-    Fresh for `lifetime` seconds from `now`, unless `expires_at` says otherwise (a copy
+    """Fresh for `lifetime` seconds from `now`, unless `expires_at` says otherwise (a copy
     derived from another avatar, or one read back from disk, keeps its original's)."""
     return Avatar(
         body=body,
-        content_type=content_type,
+        content_type=sys.intern(content_type),  # a handful of values: one copy each
         is_default=is_default,
         etag=etag_of(body) if etag is None else etag,
         expires_at=now + lifetime if expires_at is None else expires_at,
         max_age=lifetime,
         size=size,
-        format=format,
+        format=sys.intern(format),
         modified_at=modified_at,
         source=source,
     )

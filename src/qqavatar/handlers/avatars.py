@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from ..apicall import ApiReply, Call, Result
 from ..avatars import Avatar, AvatarError, CacheState, Kind, Served
+from ..avatars.headers import image_headers
 from ..avatars.model import Source
 from ..avatars.upstream import parse_http_date
 from ..components import Runtime
@@ -127,8 +128,7 @@ def image_reply(found: Avatar, headers: Mapping[str, str], cache: CacheState = "
                 method: str = "GET", max_age: int | None = None) -> ApiReply:
     if max_age is None:
         max_age = max_age_of(found, cache)
-    reply_headers = [*found.image_headers, ("Cache-Control", f"public, max-age={max_age}"),
-                     ("X-Cache", cache)]
+    reply_headers = image_headers(found, f"public, max-age={max_age}", cache)
     if method in _CONDITIONAL_METHODS and not_modified(found, headers):
         return ApiReply(304, found.content_type, b"", reply_headers)
     return ApiReply(200, found.content_type, found.body, reply_headers)
