@@ -12,12 +12,12 @@ from .model import Avatar, Key
 
 # What an entry costs the process in resident memory, measured (RSS, not tracemalloc) at a
 # full cache's steady state on CPython 3.11 and glibc: beyond its image's length, about
-# 850 B of objects (the Avatar, its ETag and Last-Modified headers, the key and its number
-# string, the OrderedDict's node and table slot; the other header pairs are shared) and
+# 550 B of objects (the Avatar, its ETag string, the key and its number string, the
+# OrderedDict's node and table slot; answer headers are made per answer, headers.py) and
 # allocator slack of up to about 8 % of the bytes (freed temporaries of the same sizes leave
 # holes). The bound is honest only if this does not undercount:
 # tests/adversarial/test_resource_bounds.py fills a cache and compares RSS with it.
-ENTRY_OVERHEAD = 1000
+ENTRY_OVERHEAD = 700
 SLACK_DIVISOR = 8  # 12.5 % of the bytes on top
 
 
