@@ -32,7 +32,7 @@ http {{
     fastcgi_temp_path {root}/tmp/fastcgi;
     uwsgi_temp_path {root}/tmp/uwsgi;
     scgi_temp_path {root}/tmp/scgi;
-    proxy_cache_path {root}/cache levels=1:2 keys_zone=avatars:32m max_size=1g
+    proxy_cache_path {root}/cache levels=1:2 keys_zone=avatars:64m max_size=1g
                      inactive=1d use_temp_path=off;
 
     upstream qlogo {{
