@@ -134,6 +134,8 @@ def test_image_headers_are_made_per_answer_from_a_bounded_table() -> None:
         ("ETag", found.etag), ("Last-Modified", formatdate(1_700_000_000, usegmt=True)),
         ("X-Avatar-Default", "1"), ("X-Avatar-Size", "140"),
         ("Cache-Control", "public, max-age=5"), ("X-Cache", "HIT")]
-    for unix in range(headers.LAST_MODIFIED_KEPT + 10):
-        headers.last_modified(unix)
-    assert len(headers._LAST_MODIFIED) <= headers.LAST_MODIFIED_KEPT
+    for unix in range(headers.KEPT + 10):  # bounded: past KEPT the table starts afresh
+        other = make_avatar(b"x", "image/png", is_default=False, lifetime=60, now=0.0,
+                            size=40, modified_at=unix)
+        assert image_headers(other, "c", "HIT")[1] == ("Last-Modified", http_date(unix))
+        assert len(headers._KEPT) <= headers.KEPT
