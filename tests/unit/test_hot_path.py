@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qqavatar.avatars import headers
-from qqavatar.avatars.headers import http_date, image_headers
+from qqavatar.avatars.headers import image_headers
 from qqavatar.avatars.model import make_avatar
 from qqavatar.handlers.digests import DATA_HEAD, DataDigests, avatar_data
+from qqavatar.httpcache import http_date
 from qqavatar.protocol import sign
 from qqavatar.protocol.envelope import auth, envelope
 from qqavatar.protocol.errors import ApiError

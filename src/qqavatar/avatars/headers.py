@@ -10,8 +10,9 @@ shared by all, the date formatted).
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
+
+from ..httpcache import http_date
 
 if TYPE_CHECKING:
     from .model import Avatar
@@ -19,19 +20,9 @@ if TYPE_CHECKING:
 Header = tuple[str, str]
 
 KEPT = 16384  # ~330 B each (5 MiB); past it the table starts afresh
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _DEFAULT: dict[bool, Header] = {False: ("X-Avatar-Default", "0"), True: ("X-Avatar-Default", "1")}
 _SIZES: dict[int, Header] = {}
 _KEPT: dict[tuple[str, int], tuple[Header, Header, Header, Header]] = {}
-
-
-def http_date(unix: int) -> str:
-    """RFC 9110 IMF-fixdate, as `email.utils.formatdate(unix, usegmt=True)` in a third of
-    its time."""
-    t = time.gmtime(unix)
-    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
 
 
 def size_header(size: int) -> Header:

@@ -8,15 +8,14 @@ bound counts the body after inflating, as it comes (inflate.py).
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 import anyio.lowlevel
 import httpx
 
 from .. import __version__
+from ..httpcache import parse_http_date, parse_max_age
 from .failures import CONNECT, INVALID, TIMEOUT, TOO_LARGE, UpstreamError
 from .images import media_type
 from .inflate import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, BoundedBody
@@ -29,9 +28,6 @@ from .inflate import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, BoundedBody
 MAX_IN_FLIGHT = 16
 MAX_REDIRECTS = 3
 
-_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
-
-
 @dataclass(frozen=True, slots=True)
 class Fetched:
     body: bytes
@@ -39,21 +35,6 @@ class Fetched:
     x_info: str
     max_age: int | None  # from Cache-Control, when upstream gave one
     last_modified: int | None = None  # Unix time of Last-Modified, when upstream gave one
-
-
-def parse_max_age(cache_control: str | None) -> int | None:
-    match = _MAX_AGE.search(cache_control or "")
-    return int(match[1]) if match else None
-
-
-def parse_http_date(value: str | None) -> int | None:
-    """`Sun, 06 Nov 1994 08:49:37 GMT` → 784111777; None for anything unreadable."""
-    if not value:
-        return None
-    try:
-        return int(parsedate_to_datetime(value).timestamp())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 class Upstream:

@@ -17,11 +17,11 @@ import time
 from collections.abc import Mapping
 
 from ..apicall import ApiReply, Call, Result
-from ..avatars import Avatar, AvatarError, CacheState, Kind, Served
+from ..avatars import Avatar, AvatarError, CacheState
 from ..avatars.headers import image_headers
 from ..avatars.model import Source
-from ..avatars.upstream import parse_http_date
 from ..components import Runtime
+from ..httpcache import cache_control, not_modified
 from ..protocol.avatar_errors import failure_answer
 from ..protocol.phpjson import dumps
 from .digests import DATA_HEAD, DataDigests
@@ -30,17 +30,6 @@ _X_CACHE: dict[str, tuple[tuple[str, str], ...]] = {
     state: (("X-Cache", state),) for state in ("HIT", "MISS", "STALE", "REVALIDATED")}
 _CONDITIONAL_METHODS = ("GET", "HEAD")
 DIGESTS = DataDigests()  # this process's hot tier of data JSON pieces and md5 states
-
-
-async def fetch_avatar(runtime: Runtime, kind: Kind, number: str, size: int, fmt: str = "",
-                       default: str = "qq") -> Served:
-    """The avatar a call with these parameters shows, and where it came from (memory
-    first, then the avatar service's slow path). Raises `AvatarError`: `UpstreamError`
-    (the upstream failed) or `NoAvatar` (`default="404"` and the number has none)."""
-    found = runtime.avatars.cached(kind, number, size, fmt, default)
-    if found is not None:
-        return Served(found, "HIT")
-    return await runtime.avatars.fetch(kind, number, size, fmt, default)
 
 
 async def avatar(runtime: Runtime, call: Call) -> Result:
@@ -97,27 +86,6 @@ def _answer(call: Call, found: Avatar, cache: CacheState, upstream_fetch: bool,
                   data_md5=state)
 
 
-def etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 If-None-Match: weak comparison over a list, or `*`."""
-    for candidate in if_none_match.split(","):
-        tag = candidate.strip()
-        if tag == "*" or tag.removeprefix("W/") == etag:
-            return True
-    return False
-
-
-def not_modified(found: Avatar, headers: Mapping[str, str]) -> bool:
-    """Does the client's copy match? If-None-Match when sent, else If-Modified-Since."""
-    if_none_match = headers.get("if-none-match")
-    if if_none_match is not None:
-        return etag_matches(if_none_match, found.etag)
-    since_text = headers.get("if-modified-since")
-    if since_text is None:  # the common case: no call to the date parser
-        return False
-    since = parse_http_date(since_text)
-    return since is not None and found.modified_at <= since
-
-
 def max_age_of(found: Avatar, cache: CacheState) -> int:
     """Seconds of freshness left, for Cache-Control."""
     # A stale copy is answered once, not kept: caches must come back for the fresh one.
@@ -128,7 +96,7 @@ def image_reply(found: Avatar, headers: Mapping[str, str], cache: CacheState = "
                 method: str = "GET", max_age: int | None = None) -> ApiReply:
     if max_age is None:
         max_age = max_age_of(found, cache)
-    reply_headers = image_headers(found, f"public, max-age={max_age}", cache)
-    if method in _CONDITIONAL_METHODS and not_modified(found, headers):
+    reply_headers = image_headers(found, cache_control(max_age), cache)
+    if method in _CONDITIONAL_METHODS and not_modified(found.etag, found.modified_at, headers):
         return ApiReply(304, found.content_type, b"", reply_headers)
     return ApiReply(200, found.content_type, found.body, reply_headers)

@@ -11,7 +11,7 @@ import hashlib
 import re
 from typing import Protocol
 
-from .phpjson import dumps, encode_str
+from .phpjson import encode_str
 
 CALLBACK_PATTERN = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.]{0,63}")
 EMPTY_DATA = b"{}"
@@ -58,10 +58,6 @@ def envelope(ret: int, data_json: Data, msg: str, t: int, secret: str | None,
         parts += [b',"_auth":"', auth(data_json, t, secret, prehashed).encode("ascii"), b'"']
     parts.append(b"}")
     return b"".join(parts)
-
-
-def data_json(data: dict[str, object]) -> bytes:
-    return dumps(data)
 
 
 def is_valid_callback(callback: str) -> bool:
