@@ -236,6 +236,36 @@ async def test_registry_survives_database_errors(
         await registry.stop()
 
 
+async def test_a_database_outage_is_one_warning_without_traceback(
+    store: AppStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outage is expected in a cluster's life: said once, as the other parts say it."""
+    registry = AppRegistry(store, poll_interval=0.02)
+    await registry.start()
+    try:
+        real_version = store.version
+        failures = 0
+
+        async def unreachable() -> int:
+            nonlocal failures
+            failures += 1
+            raise StoreUnavailable(ConnectionRefusedError())
+
+        with caplog.at_level(logging.INFO, logger="qqavatar.store.apps"):
+            monkeypatch.setattr(store, "version", unreachable)
+            await _wait_for(lambda: failures >= 3, 2)
+            monkeypatch.setattr(store, "version", real_version)
+            record = await store.create("after outage")
+            await _wait_for(lambda: registry.get(record.app_key) == record, 2)
+
+        said = [r for r in caplog.records if "refresh failed" in r.getMessage()]
+        assert [(r.levelno, r.exc_info) for r in said] == [(logging.WARNING, None)]
+        assert "ConnectionRefusedError" in said[0].getMessage()
+        assert "refresh works again" in caplog.text
+    finally:
+        await registry.stop()
+
+
 async def test_registry_start_fails_loudly_without_schema(engines: EngineFactory) -> None:
     registry = AppRegistry(AppStore(engines()))  # not migrated
     # (SQLite says "no such table" with the error it uses for an unreachable file too)

@@ -15,6 +15,7 @@ import logging
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from qqavatar.store.db import StoreUnavailable
 from qqavatar.store.schema import APPS_VERSION, meta
 
 
@@ -68,6 +69,11 @@ class VersionPolled:
             try:
                 if await self._read_version() != self._version:
                     await self.load()
+            except StoreUnavailable as outage:  # expected in an outage: said once, no traceback
+                if not failing:
+                    self._log.warning("%s: refresh failed (%s); will keep retrying", self._name,
+                                      outage)
+                failing = True
             except Exception:  # noqa: BLE001 - any failure: keep the last snapshot, log it
                 if not failing:
                     self._log.exception("%s: refresh failed; will keep retrying", self._name)
