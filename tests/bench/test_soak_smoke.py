@@ -21,8 +21,10 @@ REPO = Path(__file__).resolve().parents[2]
 def test_a_short_soak_holds(tmp_path: Path) -> None:
     env = {name: value for name, value in os.environ.items() if not name.startswith("QQAVATAR_")}
     done = subprocess.run(
+        # No latency verdict in 9 seconds on a shared machine (a timed assertion: a neighbour's
+        # build moves p99 by tens of ms); the drift rule is tested on made-up windows below.
         [sys.executable, "-m", "bench.soak", "--minutes", "0.15", "--window", "3",
-         "--work-dir", str(tmp_path)],
+         "--p99-drift", "1000", "--work-dir", str(tmp_path)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line.split() for line in done.stdout.splitlines() if re.match(r"\s+\d+\s", line)]
