@@ -45,8 +45,10 @@ class AdmissionGuard:
         if app.sign_scheme == HMAC_SHA256 and key_presented and self.nonces is not None:
             # A replayed strong-signed call (its nonce passed the sign check) counts nowhere.
             await self.nonces.check(app.app_key, params["nonce"])
-        if not key_presented and self.clients is not None:
-            await self.clients.admit_view(call)  # the viewer's own budget, first
+        # A private link's view (no app_key presented): its viewer, found once for both budgets.
+        viewer = None if key_presented else client_key(call, self.trusted_proxies)
+        if viewer is not None and self.clients is not None:
+            await self.clients.admit_view(viewer)  # the viewer's own budget, first
         headers = call.request.headers
         if app.ip_allow and key_presented:
             address = client_address(call.request.client, headers.get("x-forwarded-for"),
@@ -57,8 +59,7 @@ class AdmissionGuard:
             raise errors.unknown_app()  # YesApi's answer for a key used on a foreign domain
         if app.rate_limit is not None:
             # A view counts per viewer: viewers cannot use up the owner's own calls.
-            key = app.app_key if key_presented else \
-                f"{app.app_key}|{client_key(call, self.trusted_proxies)}"
+            key = app.app_key if viewer is None else f"{app.app_key}|{viewer}"
             if not await self.rate.allow(key, app.rate_limit):
                 raise errors.rate_limited()
 

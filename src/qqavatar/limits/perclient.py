@@ -44,11 +44,6 @@ def too_many_logins() -> ApiError:
     return errors.client_error(408, "登录失败次数过多，请稍后再试")
 
 
-def is_view(call: Call) -> bool:
-    """A private link's view: the server's own call for the app, no `app_key` presented."""
-    return "app_key" not in call.request.params
-
-
 def client_key(call: Call, trusted: Sequence[IPNetwork]) -> str:
     """The calling client, as budgets count it (the one rule: `proxies.client_bucket`)."""
     return client_bucket(client_host(call.request.client,
@@ -72,10 +67,10 @@ class ClientLimits:
     def client(self, call: Call) -> str:
         return client_key(call, self.trusted)
 
-    async def admit_view(self, call: Call) -> None:
-        """Refuse a private link's view over its client's budget (the admission guard asks)."""
-        if self.budgets.views and not await self.rate.count(
-                self._views, "views:" + self.client(call)):
+    async def admit_view(self, viewer: str) -> None:
+        """Refuse a private link's view over its viewer's budget (`client_key`; the admission
+        guard asks)."""
+        if self.budgets.views and not await self.rate.count(self._views, "views:" + viewer):
             raise errors.rate_limited()
 
     async def admit_member_call(self, call: Call) -> None:
