@@ -22,7 +22,7 @@ Header = tuple[str, str]
 KEPT = 16384  # ~330 B each (5 MiB); past it the table starts afresh
 _DEFAULT: dict[bool, Header] = {False: ("X-Avatar-Default", "0"), True: ("X-Avatar-Default", "1")}
 _SIZES: dict[int, Header] = {}
-_KEPT: dict[tuple[str, int], tuple[Header, Header, Header, Header]] = {}
+_KEPT: dict[tuple[str, int, int], tuple[Header, Header, Header, Header]] = {}
 
 
 def size_header(size: int) -> Header:
@@ -36,7 +36,9 @@ def size_header(size: int) -> Header:
 
 def image_headers(found: Avatar, cache_control: str, x_cache: str) -> list[Header]:
     """Every header of an image answer but the server's own."""
-    key = (found.etag, found.modified_at)
+    # The size too: qlogo may send the same bytes for two sizes (a default image), and each
+    # answer says the size it was asked as. (is_default follows from the bytes.)
+    key = (found.etag, found.modified_at, found.size)
     kept = _KEPT.get(key)
     if kept is None:
         if len(_KEPT) >= KEPT:
