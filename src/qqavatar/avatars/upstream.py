@@ -16,6 +16,7 @@ import httpx
 
 from .. import __version__
 from ..httpcache import parse_http_date, parse_max_age
+from ..protocol.numbers import client_int
 from .failures import CONNECT, INVALID, TIMEOUT, TOO_LARGE, UpstreamError
 from .images import media_type
 from .inflate import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, BoundedBody
@@ -116,7 +117,8 @@ class Upstream:
         if not media_type(content_type).startswith("image/"):
             raise UpstreamError(INVALID, detail=f"{url}: Content-Type {content_type!r}")
         length = response.headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_bytes:
+        declared = client_int(length)  # unreadable or absent: the bound counts as it reads
+        if declared is not None and declared > self.max_bytes:
             raise UpstreamError(TOO_LARGE, detail=f"{url}: Content-Length {length}")
         try:
             body = BoundedBody(response.headers.get("content-encoding", ""), self.max_bytes)
