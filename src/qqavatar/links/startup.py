@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..components import Runtime
+from ..secretbox import box_for
 from ..store.link_keys import LinkKeyStore
 from .registry import LinkRegistry
 
@@ -15,7 +16,10 @@ if TYPE_CHECKING:
 async def start(runtime: Runtime, gateway: Gateway) -> None:
     if runtime.engine is None:  # no database, no keys: the link services answer 500
         return
-    registry = LinkRegistry(LinkKeyStore(runtime.engine))
+    # The app registry's key, from the server's own settings (not read again from the
+    # environment): link keys and app secrets are opened with one key.
+    box = box_for(runtime.settings.secret_key)
+    registry = LinkRegistry(LinkKeyStore(runtime.engine, box=box))
     await registry.start()
     runtime.links = registry
     runtime.closers.append(registry.stop)
