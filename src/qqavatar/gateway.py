@@ -24,7 +24,7 @@ from .protocol import errors
 from .protocol.envelope import Data, Digest, envelope, is_valid_callback, jsonp
 from .protocol.errors import ApiError
 from .protocol.params import parse, parse_bool
-from .protocol.sign import HMAC_SHA256, YESAPI, check_strong_sign, verify_sign
+from .protocol.sign import HMAC_SHA256, check_strong_sign, verify_sign
 from .store.db import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ class Gateway:
 
 def _check_sign(app: AppLike, service: Service, params: dict[str, str], sign: str | None,
                 clock: Callable[[], float]) -> None:
-    if getattr(app, "sign_scheme", YESAPI) == HMAC_SHA256:  # opted in: always signed
+    if app.sign_scheme == HMAC_SHA256:  # opted in: always signed
         check_strong_sign(service.name, params, app.app_secret, sign, clock())
     elif sign is None:
         if app.sign_required:

@@ -32,6 +32,7 @@ class App:
     app_key: str
     app_secret: str
     sign_required: bool
+    sign_scheme: str = "yesapi"
 
 
 class Apps:
