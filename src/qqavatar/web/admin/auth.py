@@ -30,7 +30,7 @@ from starlette.responses import Response
 
 from ...protocol.numbers import client_int
 from ...proxies import request_client
-from ..bearer import bearer_is
+from ..bearer import tokens_equal
 from .access import dashboard_token
 
 COOKIE = "qqavatar_admin"
@@ -45,11 +45,6 @@ def admin_token(request: Request) -> str | None:
         state.admin_token = dashboard_token(state.runtime.settings)
     token: str | None = state.admin_token
     return token
-
-
-def tokens_equal(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
-                               expected.encode("utf-8", "surrogatepass"))
 
 
 @functools.lru_cache(maxsize=4)
@@ -87,10 +82,6 @@ def csrf_token(token: str, session: str) -> str:
 
 def signed_in(request: Request, token: str) -> bool:
     return session_valid(token, request.cookies.get(COOKIE))
-
-
-def bearer_ok(request: Request, token: str) -> bool:
-    return bearer_is(request, token)
 
 
 def same_origin(request: Request) -> bool:

@@ -30,6 +30,7 @@ from ...stats.days import day_of
 from ...stats.queries import DaySummary, StatsQueries, Usage
 from ...store.apps import AppRecord, AppStore
 from ...store.db import StoreUnavailable
+from ..bearer import bearer_is, tokens_equal
 from . import access, auth, charts
 from .throttle import SignInThrottle
 
@@ -135,7 +136,7 @@ def api(handler: Callable[[Request], Awaitable[Response]]) -> Page:
         token = auth.admin_token(request)
         if token is None:
             return dashboard_off(request)
-        if not (auth.signed_in(request, token) or auth.bearer_ok(request, token)):
+        if not (auth.signed_in(request, token) or bearer_is(request, token)):
             return _secured(JSONResponse({"error": "sign in or send Authorization: Bearer"},
                                          status_code=401,
                                          headers={"WWW-Authenticate": "Bearer"}))
@@ -185,7 +186,7 @@ async def login(request: Request) -> Response:
     form = await request.form()
     given = form.get("token")
     return await _sign_in(request, token, lambda: auth.same_origin(request) and isinstance(
-        given, str) and auth.tokens_equal(given, token), "Wrong token.")
+        given, str) and tokens_equal(given, token), "Wrong token.")
 
 
 async def _sign_in(request: Request, token: str, check: Callable[[], bool],
