@@ -14,7 +14,6 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -58,20 +57,8 @@ def millis(started: float) -> str:
     return f"{(time.perf_counter() - started) * 1000:.0f} ms"
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file of a `sqlite:///…` URL (None for other databases and in-memory ones)."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") \
-            or database.startswith("file:"):
-        return None
-    return Path(database)
-
-
 async def check_database(settings: Settings, timeout: float) -> Row:
-    from ..store.db import current_revisions, make_engine, script_heads, select_one
+    from ..store.db import current_revisions, make_engine, script_heads, select_one, sqlite_file
 
     url = settings.effective_database_url
     try:

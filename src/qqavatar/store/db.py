@@ -60,6 +60,16 @@ def masked_url(url: str) -> str:
         return "(unreadable URL)"
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a `sqlite:///…` URL (None for other databases and in-memory ones)."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") \
+            or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
     """An async engine for `url`; `engine_kwargs` go to `create_async_engine`."""
     parsed = async_url(url)
@@ -69,9 +79,9 @@ def make_engine(url: str, **engine_kwargs: Any) -> AsyncEngine:
             connect_args = engine_kwargs.setdefault("connect_args", {})
             connect_args.setdefault("timeout", PG_CONNECT_TIMEOUT)
         return create_async_engine(parsed, **engine_kwargs)
-    database = parsed.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
-        _create_private(Path(database))
+    file = sqlite_file(parsed)
+    if file is not None:
+        _create_private(file)
     engine = create_async_engine(parsed, **engine_kwargs)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     return engine
