@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 import time
 from pathlib import Path
 
@@ -48,6 +49,28 @@ async def test_sqlite_creates_directory_and_uses_wal(tmp_path: Path) -> None:
         assert timeout == 5000
     finally:
         await engine.dispose()
+
+
+async def test_sqlite_waits_for_a_writer_before_switching_to_wal(tmp_path: Path) -> None:
+    # A new database in rollback mode with another worker's migration holding its write
+    # lock: SQLite refuses the switch to WAL at once, without its busy handler (CI saw
+    # "database is locked" from workers migrating together). The connect must wait.
+    path = tmp_path / "q.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (a)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    asyncio.get_running_loop().call_later(0.3, writer.execute, "COMMIT")
+    engine = make_engine(f"sqlite:///{path}")
+    started = time.monotonic()
+    try:
+        async with engine.connect() as connection:
+            journal = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar()
+        assert journal == "wal"
+        assert time.monotonic() - started >= 0.25  # it waited for the COMMIT
+    finally:
+        await engine.dispose()
+        writer.close()
 
 
 def _head() -> set[str]:

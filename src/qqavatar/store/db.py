@@ -10,8 +10,11 @@ catch that one exception and never need to know SQLAlchemy's.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import sqlite3
+import time
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +27,7 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import await_only
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -109,10 +113,26 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys = ON")  # off by default in SQLite
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    # Leaving the rollback journal needs an exclusive lock, and SQLite answers "database
+    # is locked" at once, without its busy handler, while another connection holds a
+    # write lock: workers starting together on a new database, one of them migrating.
+    # Retry, sleeping on the event loop, for as long as busy_timeout would have waited.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        await_only(asyncio.sleep(0.02))
 
 
 def alembic_config() -> Config:
