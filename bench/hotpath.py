@@ -131,8 +131,10 @@ async def _run(args: argparse.Namespace) -> int:
             if args.profile:
                 return await _profile(rsgi, scopes[args.profile], args.calls)
             if args.only:  # for instruction counts: valgrind --tool=callgrind, see the docstring
-                name = args.only.removeprefix("floor:")
+                kind, _, name = args.only.rpartition(":")
                 floor, floor_scope = floors[name]
+                if kind == "full":  # the same call with kept answers off
+                    rsgi.kept = None
                 handler, used = ((floor.__rsgi__, floor_scope) if args.only.startswith("floor:")
                                  else (rsgi.__rsgi__, scopes[name]))
                 await _time(handler, used, Proto(), args.calls)
@@ -190,7 +192,9 @@ def main() -> None:
     parser.add_argument("--profile", choices=SCENARIOS,
                         help="print cProfile's top functions for one scenario instead")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--only", choices=(*SCENARIOS, *(f"floor:{name}" for name in SCENARIOS)),
+    kinds = ("full", "floor")
+    parser.add_argument("--only", choices=(*SCENARIOS, *(f"{kind}:{name}" for kind in kinds
+                                                         for name in SCENARIOS)),
                         help="run --calls calls of one scenario once, untimed (for callgrind)")
     sys.exit(asyncio.run(_run(parser.parse_args())))
 

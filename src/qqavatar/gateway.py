@@ -23,7 +23,7 @@ from .handlers import HANDLERS, Handler
 from .protocol import errors
 from .protocol.envelope import Data, Digest, envelope, is_valid_callback, jsonp
 from .protocol.errors import ApiError
-from .protocol.params import parse, parse_bool
+from .protocol.params import RuleSet, parse, parse_all, parse_bool
 from .protocol.sign import HMAC_SHA256, check_strong_sign, verify_sign
 from .store.db import StoreUnavailable
 
@@ -51,6 +51,8 @@ class Guard(Protocol):
 
 # An observer sees every answered call; it must be cheap and must not raise.
 Observer = Callable[[Outcome], None]
+# A service, its handler, and the rules of its calls (the common ones and its own).
+_Bound = tuple[Service, Handler, RuleSet | None]
 # Spellings of service names kept resolved; past this, further spellings are resolved per call.
 _MAX_RESOLVED = 256
 
@@ -80,8 +82,8 @@ class Gateway:
         self.observers = list(observers)
         self.mirror_status = runtime.settings.http_status == "mirror"
         self.clock = clock
-        # Service names as clients spell them → the service and its handler.
-        self._resolved: dict[str, tuple[Service, Handler]] = {}
+        # Service names as clients spell them → the service, its handler and its rules.
+        self._resolved: dict[str, _Bound] = {}
 
     def _shape(self, params: dict[str, str]) -> _Shape:
         callback = params.get("callback")
@@ -120,12 +122,12 @@ class Gateway:
             if bound is None:
                 bound = self._resolve(name)
                 outcome.service = bound[0].name
-            service, handler = bound
+            service, handler, rules = bound
             if service.image:
                 output = params.get("output")
                 shape.image_mode = output is None or parse_bool(output)
             if on_behalf_of is None:
-                call = self._authenticate(shape, service, request)
+                call = self._authenticate(shape, service, rules, request)
             else:
                 call = self._on_behalf(shape, service, request, on_behalf_of)
             if call.app is not None:
@@ -182,30 +184,40 @@ class Gateway:
         self._observe(kept.outcome, started)
         return True
 
-    def _resolve(self, name: str) -> tuple[Service, Handler]:
+    def _resolve(self, name: str) -> _Bound:
         service = resolve(name)  # raises for an unknown name: those are not kept
-        bound = (service, HANDLERS[service.name])
+        common = COMMON_RULES if service.needs_app else ENVELOPE_RULES
+        try:
+            rules: RuleSet | None = RuleSet((*common, *service.rules))
+        except ValueError:  # a rule of its own for a common parameter: rule by rule
+            rules = None
+        bound = (service, HANDLERS[service.name], rules)
         if len(self._resolved) < _MAX_RESOLVED:
             self._resolved[name] = bound
         return bound
 
-    def _authenticate(self, shape: _Shape, service: Service, request: ApiRequest) -> Call:
+    def _authenticate(self, shape: _Shape, service: Service, rules: RuleSet | None,
+                      request: ApiRequest) -> Call:
         params = request.params
+        # Every rule at once when none fails (the usual call); else rule by rule, in order.
+        values = None if rules is None else parse_all(params, rules)
         if not service.needs_app:
-            values = parse(params, ENVELOPE_RULES)
-            values.update(parse(params, service.rules))
+            if values is None:
+                values = parse(params, ENVELOPE_RULES)
+                values.update(parse(params, service.rules))
             return Call(service, values, request, None, shape.image_mode)
-        common = parse(params, COMMON_RULES)
+        common = values if values is not None else parse(params, COMMON_RULES)
         app = self.runtime.apps.get(common["app_key"])
         if app is not None:
             shape.secret = app.app_secret
         if (common["uuid"] is None) != (common["token"] is None):
             raise errors.uuid_without_token()
-        values = parse(params, service.rules)
+        if values is None:
+            values = common | parse(params, service.rules)
         if app is None:
             raise errors.unknown_app()
         _check_sign(app, service, params, common["sign"], self.clock)
-        return Call(service, common | values, request, app, shape.image_mode)
+        return Call(service, values, request, app, shape.image_mode)
 
     def _on_behalf(self, shape: _Shape, service: Service, request: ApiRequest,
                    app: AppLike) -> Call:

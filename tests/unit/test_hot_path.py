@@ -131,12 +131,12 @@ def test_http_date_is_formatdate(unix: int) -> None:
 def test_image_headers_are_made_per_answer_from_a_bounded_table() -> None:
     found = make_avatar(b"\xff\xd8 jpeg", "image/jpeg", is_default=True, lifetime=60, now=0.0,
                         size=140, modified_at=1_700_000_000)
-    assert image_headers(found, "public, max-age=5", "HIT") == [
+    assert image_headers(found, 5, "HIT") == [
         ("ETag", found.etag), ("Last-Modified", formatdate(1_700_000_000, usegmt=True)),
         ("X-Avatar-Default", "1"), ("X-Avatar-Size", "140"),
         ("Cache-Control", "public, max-age=5"), ("X-Cache", "HIT")]
     for unix in range(headers.KEPT + 10):  # bounded: past KEPT the table starts afresh
         other = make_avatar(b"x", "image/png", is_default=False, lifetime=60, now=0.0,
                             size=40, modified_at=unix)
-        assert image_headers(other, "c", "HIT")[1] == ("Last-Modified", http_date(unix))
+        assert image_headers(other, 0, "HIT")[1] == ("Last-Modified", http_date(unix))
         assert len(headers._KEPT) <= headers.KEPT

@@ -6,12 +6,25 @@ import hashlib
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from qqavatar.catalog import COMMON_RULES, USER_IMAGE, canonical_name, resolve
 from qqavatar.protocol import errors
 from qqavatar.protocol.envelope import auth, envelope, is_valid_callback, jsonp
 from qqavatar.protocol.errors import ApiError
-from qqavatar.protocol.params import Bool, Enum, Number, Str, parse, parse_bool, php_number
+from qqavatar.protocol.params import (
+    NESTED,
+    Bool,
+    Enum,
+    Number,
+    RuleSet,
+    Str,
+    parse,
+    parse_all,
+    parse_bool,
+    php_number,
+)
 from qqavatar.protocol.phpjson import dumps
 from qqavatar.protocol.sign import compute_sign, verify_sign
 
@@ -154,6 +167,30 @@ def test_php_number() -> None:
     assert php_number("1_000") is None
     assert php_number("inf") is None
     assert php_number("nan") is None
+
+
+# --- all rules at once (the gateway's usual call) against rule by rule -------------------------
+
+_NAMES = ("app_key", "sign", "uuid", "token", "return_data", "callback", "qq", "size", "output",
+          "format", "default", "s", "other")
+_VALUES = ("", "0", "1", "40", "640", "40.0", " 40", "abc", "x" * 32, "12345", "10001",
+           "0123456", "jpeg", "JPEG", "404", "identicon", "true", "cb_1", "a b", NESTED)
+
+
+@given(st.dictionaries(st.sampled_from(_NAMES), st.sampled_from(_VALUES)))
+def test_parse_all_gives_what_parse_gives_or_leaves_the_failure_to_it(
+        params: dict[str, str]) -> None:
+    rules = (*COMMON_RULES, *USER_IMAGE.rules)
+    try:
+        expected = parse(params, rules)
+    except ApiError:
+        expected = None
+    assert parse_all(params, RuleSet(rules)) == expected
+
+
+def test_a_rule_set_names_each_parameter_once() -> None:
+    with pytest.raises(ValueError, match="two rules"):
+        RuleSet((Str("uuid"), Str("uuid", required=True)))
 
 
 # --- the error catalogue ---------------------------------------------------------------------

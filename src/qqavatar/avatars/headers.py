@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..httpcache import http_date
+from ..httpcache import CACHE_CONTROL, http_date
 
 if TYPE_CHECKING:
     from .model import Avatar
@@ -34,7 +34,7 @@ def size_header(size: int) -> Header:
     return header
 
 
-def image_headers(found: Avatar, cache_control: str, x_cache: str) -> list[Header]:
+def image_headers(found: Avatar, max_age: int, x_cache: str) -> list[Header]:
     """Every header of an image answer but the server's own."""
     # The size too: qlogo may send the same bytes for two sizes (a default image), and each
     # answer says the size it was asked as. (is_default follows from the bytes.)
@@ -46,4 +46,4 @@ def image_headers(found: Avatar, cache_control: str, x_cache: str) -> list[Heade
         kept = _KEPT[key] = (("ETag", found.etag),
                              ("Last-Modified", http_date(found.modified_at)),
                              _DEFAULT[found.is_default], size_header(found.size))
-    return [*kept, ("Cache-Control", cache_control), ("X-Cache", x_cache)]
+    return [*kept, ("Cache-Control", CACHE_CONTROL % max_age), ("X-Cache", x_cache)]

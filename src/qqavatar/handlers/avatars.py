@@ -21,7 +21,7 @@ from ..avatars import Avatar, AvatarError, CacheState
 from ..avatars.headers import image_headers
 from ..avatars.model import Source
 from ..components import Runtime
-from ..httpcache import cache_control, not_modified
+from ..httpcache import not_modified
 from ..protocol.avatar_errors import failure_answer
 from ..protocol.phpjson import dumps
 from .digests import DATA_HEAD, DataDigests
@@ -96,7 +96,7 @@ def image_reply(found: Avatar, headers: Mapping[str, str], cache: CacheState = "
                 method: str = "GET", max_age: int | None = None) -> ApiReply:
     if max_age is None:
         max_age = max_age_of(found, cache)
-    reply_headers = image_headers(found, cache_control(max_age), cache)
+    reply_headers = image_headers(found, max_age, cache)
     if method in _CONDITIONAL_METHODS and not_modified(found.etag, found.modified_at, headers):
         return ApiReply(304, found.content_type, b"", reply_headers)
     return ApiReply(200, found.content_type, found.body, reply_headers)

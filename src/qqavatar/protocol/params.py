@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors
+from .errors import ApiError
 from .numbers import php_number
 
 _TRUE_WORDS = frozenset({"ok", "true", "success", "on", "yes"})
@@ -150,4 +151,40 @@ def parse(params: Mapping[str, str], rules: Sequence[Rule]) -> dict[str, Any]:
             raise errors.missing(rule.name)
         else:
             values[rule.name] = rule.default
+    return values
+
+
+class RuleSet:
+    """Rules a call must pass together, read at once when it passes them all (`parse_all`).
+    Each names its own parameter (`ValueError` otherwise)."""
+
+    __slots__ = ("by_name", "defaults", "required", "rules")
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = tuple(rules)
+        self.by_name = {rule.name: rule for rule in self.rules}
+        if len(self.by_name) != len(self.rules):
+            raise ValueError("two rules for one parameter")
+        self.defaults = {rule.name: rule.default for rule in self.rules}
+        self.required = tuple(rule.name for rule in self.rules if rule.required)
+
+
+def parse_all(params: Mapping[str, str], rules: RuleSet) -> dict[str, Any] | None:
+    """What `parse` gives when no rule fails, reading only the parameters sent (a call sends
+    a few; most rules are absent and take their default). None when a rule fails: `parse`,
+    rule by rule in order, then says which failure comes first."""
+    values = rules.defaults.copy()
+    by_name = rules.by_name
+    try:
+        for name, raw in params.items():
+            rule = by_name.get(name)
+            if rule is not None:
+                if raw is NESTED:
+                    return None
+                values[name] = rule.convert(raw)
+    except ApiError:
+        return None
+    for name in rules.required:
+        if name not in params:
+            return None
     return values

@@ -24,7 +24,7 @@ from ..proxies import TrustedProxies
 from ..settings import Settings
 from .app import QQAvatarApp, freeze_heap
 from .asgi_bridge import latin1, receiver, run_asgi
-from .dispatch import Headers, answer_call, api_service, head_of, merge_slashes
+from .dispatch import ROOT, Headers, answer_call, api_service, head_of, merge_slashes
 from .replies import KeptReplies, plain
 from .request import read_body, too_slow
 
@@ -132,7 +132,7 @@ class QQAvatarRSGI:
                 rid_header = ("x-request-id", request_id(headers))
                 proto.response_bytes(kept[1], [*kept[2], rid_header], kept[3])
                 return
-        service = api_service(path)
+        service = ROOT if path == "/" else api_service(path)
         if service is None or app.access_log:
             # A page, or the access log on (it wraps the ASGI app): the ASGI app, unchanged.
             await run_asgi(app, scope, proto)
