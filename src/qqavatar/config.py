@@ -167,10 +167,14 @@ def is_secret(field: str) -> bool:
 
 
 def mask_url(url: str) -> str:
-    """`postgresql://user:pw@host/db?password=x` → `postgresql://user:****@host/db?password=****`."""
+    """`postgresql://user:pw@host/db?password=x` → `postgresql://user:****@host/db?password=****`;
+    all of it masked when it holds an `@` outside a `scheme://host` part (`postgresql//u:pw@h`):
+    where a password would be cannot be told. The one masker of URLs shown to anyone."""
     try:
         parts = urlsplit(url)
         netloc = parts.netloc
+        if "@" in url and not (parts.scheme and netloc):
+            return MASK
         if "@" in netloc:
             userinfo, host = netloc.rsplit("@", 1)
             if ":" in userinfo:
@@ -200,7 +204,7 @@ def masked(field: str, value: Any) -> Any:
     if isinstance(value, str):
         if is_secret(field):
             return MASK
-        return mask_url(value) if "://" in value else value
+        return mask_url(value) if "//" in value or "@" in value else value
     if isinstance(value, list | tuple):
         return [masked(field, item) for item in value]
     if isinstance(value, Path):

@@ -31,12 +31,12 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from qqavatar.config import ConfigError
+from qqavatar.config import ConfigError, mask_url, masked
 from qqavatar.protocol.sign import compute_sign
 from qqavatar.secretbox import PREFIX, SecretBox, SecretKeyError
 from qqavatar.settings import Settings
 from qqavatar.store.apps import AppStore
-from qqavatar.store.db import alembic_config, make_engine, masked_url, migrate
+from qqavatar.store.db import alembic_config, make_engine, migrate
 from qqavatar.store.link_keys import LinkKeyStore
 from qqavatar.store.testing import EngineFactory
 from tests.integration.test_api import assert_auth
@@ -207,10 +207,13 @@ def test_data_dir_and_database_are_private_whatever_the_umask(tmp_path: Path) ->
 
 
 def test_database_url_is_shown_without_its_password() -> None:
-    shown = masked_url("postgresql://qqavatar:s3cr%40t-pw@db.internal:5432/qqavatar")
-    assert shown == "postgresql://qqavatar:***@db.internal:5432/qqavatar"
-    assert masked_url("sqlite:////var/lib/qqavatar/qqavatar.db").endswith("qqavatar.db")
-    assert "pw" not in masked_url("postgresql://u:pw@[::1/x")  # unreadable: nothing shown
+    shown = mask_url("postgresql://qqavatar:s3cr%40t-pw@db.internal:5432/qqavatar")
+    assert shown == "postgresql://qqavatar:****@db.internal:5432/qqavatar"
+    assert mask_url("sqlite:////var/lib/qqavatar/qqavatar.db").endswith("qqavatar.db")
+    assert "pw" not in mask_url("postgresql://u:pw@[::1/x")  # unreadable: nothing shown
+    # A slip of the colon: no `scheme://host` part to find the password in, so none of it.
+    assert "pw" not in mask_url("postgresql//u:pw@db/qqavatar")
+    assert masked("database_url", "postgresql//u:pw@db/qqavatar") == "****"
 
 
 def test_sqlite_widening_keeps_members_and_link_keys(tmp_path: Path) -> None:

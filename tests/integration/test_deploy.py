@@ -234,7 +234,7 @@ def test_banner_on_a_shared_database(tmp_path: Path, fake_qlogo: Any) -> None:
     assert password not in output
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]  # all JSON
     messages = [line["message"] for line in lines if line["logger"] == "qqavatar.serve"]
-    assert f"database: postgresql://{url.username}:***@" in "\n".join(messages), messages
+    assert f"database: postgresql://{url.username}:****@" in "\n".join(messages), messages
     assert any(m.startswith("created the first app 'default' in the shared database")
                for m in messages), messages
 

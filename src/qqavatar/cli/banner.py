@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..config import mask_url
 from ..logs import JsonFormatter, resolve_format
-from ..store.db import masked_url
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -36,7 +36,7 @@ def banner_echo(settings: Settings) -> Callable[[str], None]:
 
 
 def database_line(settings: Settings) -> str:
-    return f"  database: {masked_url(settings.effective_database_url)}"
+    return f"  database: {mask_url(settings.effective_database_url)}"
 
 
 def first_app_line(settings: Settings, name: str) -> str:

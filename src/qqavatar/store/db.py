@@ -56,14 +56,6 @@ def async_url(url: str) -> URL:
     return parsed
 
 
-def masked_url(url: str) -> str:
-    """`url` to show (banners, logs): its password replaced by `***`."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ValueError:  # not a URL SQLAlchemy reads: show none of it
-        return "(unreadable URL)"
-
-
 def sqlite_file(url: str | URL) -> Path | None:
     """The file of a `sqlite:///…` URL (None for other databases and in-memory ones)."""
     parsed = make_url(url)
