@@ -101,14 +101,23 @@ async def _unless_outage(handler: Awaitable[Response], *, as_json: bool = False)
         return Response(DATABASE_UNAVAILABLE, status_code=503, media_type="text/plain")
 
 
+def _signed_in(request: Request) -> str | Response:
+    """The admin token when the operator is signed in; else the answer: 404 when the
+    dashboard is off, the login page otherwise."""
+    token = auth.admin_token(request)
+    if token is None:
+        return dashboard_off(request)
+    if not auth.signed_in(request, token):
+        return _secured(RedirectResponse("/admin/login", status_code=303))
+    return token
+
+
 def page(handler: Callable[[Request, str], Awaitable[Response]]) -> Page:
-    """A page for signed-in operators: 404 when the dashboard is off, else to the login."""
+    """A page for signed-in operators."""
     async def endpoint(request: Request) -> Response:
-        token = auth.admin_token(request)
-        if token is None:
-            return dashboard_off(request)
-        if not auth.signed_in(request, token):
-            return _secured(RedirectResponse("/admin/login", status_code=303))
+        token = _signed_in(request)
+        if isinstance(token, Response):
+            return token
         return _secured(await _unless_outage(handler(request, token)))
     return endpoint
 
@@ -116,11 +125,9 @@ def page(handler: Callable[[Request, str], Awaitable[Response]]) -> Page:
 def action(handler: Callable[[Request, FormData], Awaitable[Response]]) -> Page:
     """A form POST: signed in, and carrying the session's CSRF token."""
     async def endpoint(request: Request) -> Response:
-        token = auth.admin_token(request)
-        if token is None:
-            return dashboard_off(request)
-        if not auth.signed_in(request, token):
-            return _secured(RedirectResponse("/admin/login", status_code=303))
+        token = _signed_in(request)
+        if isinstance(token, Response):
+            return token
         form = await request.form()
         csrf = form.get("csrf")
         if not auth.csrf_ok(request, token, csrf if isinstance(csrf, str) else None):
