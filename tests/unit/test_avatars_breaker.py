@@ -93,7 +93,7 @@ def test_outcomes_older_than_the_window_are_forgotten() -> None:
 def test_bad_answers_about_single_avatars_never_open_it() -> None:
     b, _ = breaker(threshold=3)
     for number in range(100):
-        b.failure(number, host_fault=False)  # 404, not an image, too large: the host is up
+        b.success()  # 404, not an image, too large: the service reports the host as up
     assert b.state == "closed" and b.allow()
     for key in "ab":  # they count as answers: two host failures in 102 are far below half
         b.failure(key)
@@ -102,7 +102,7 @@ def test_bad_answers_about_single_avatars_never_open_it() -> None:
 
 def test_a_probe_answered_with_a_bad_avatar_closes_it() -> None:
     b = probing()
-    b.failure("d", host_fault=False)  # the host answered: it is back
+    b.success()  # the host answered, with a bad avatar (the service reports it so): it is back
     assert b.state == "closed" and b.allow()
 
 

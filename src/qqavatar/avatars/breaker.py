@@ -10,7 +10,7 @@ while a few answers still get through (each would end a streak).
 
 Only the host's own failures count: no connection, no answer in time, 5xx (`failure(key)`).
 An answer that is bad for one avatar (404, not an image, too large) says the host is up
-(`failure(key, host_fault=False)`, like `success()`): numbers that qlogo refuses, however
+(`success()`): numbers that qlogo refuses, however
 many, cannot open the breaker for everybody. A key's failure counts once per window, so a
 client retrying one number that times out cannot make up the ratio alone.
 """
@@ -87,12 +87,8 @@ class CircuitBreaker:
             self._answers.append([second, 1])
         self._answered += 1
 
-    def failure(self, key: Hashable, *, host_fault: bool = True) -> None:
-        """A request for `key` failed; `host_fault=False`: with an answer about that key
-        alone (the host is up), which counts as `success`."""
-        if not host_fault:
-            self.success()
-            return
+    def failure(self, key: Hashable) -> None:
+        """A request for `key` failed for a fault of the host's."""
         if self._opened_at is not None:
             if self._probing:  # the probe failed: another cool-down
                 self._open()

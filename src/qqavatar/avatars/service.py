@@ -423,7 +423,10 @@ class AvatarService:
                 if not exc.upstream_at_fault:  # we are the bottleneck, not this upstream
                     breaker.abandon()
                     raise
-                breaker.failure(key, host_fault=exc.host_fault)  # not a 404's
+                if exc.host_fault:
+                    breaker.failure(key)
+                else:  # a bad answer about this avatar alone (a 404): the host is up
+                    breaker.success()
                 if breaker.state != "closed":
                     log.warning("upstream %s: circuit open for %.0f s after failures, "
                                 "the last: %s", template, breaker.retry_after, exc)
