@@ -287,14 +287,12 @@ class AvatarService:
                 return Served(entry, "STALE")
             raise failure.copy(cache="HIT")
         try:
-            fresh = await self._flights.run(key, partial(self._refresh, key))
+            fresh = await self._fetch_now(key)
         except UpstreamError as exc:
             if entry is not None:
                 log.info("avatar %s: upstream failed (%s), answering the stale copy", key, exc)
                 return Served(entry, "STALE", True)
-            raise exc.copy(upstream_fetch=exc.failure is not UNAVAILABLE) from None
-        if fresh.revalidated:  # joined a background refresh
-            fresh = self._announce(key, fresh)
+            raise _as_answered(exc) from None
         return Served(fresh, "MISS" if entry is None else "REVALIDATED", True)
 
     async def _fetch_again(self, key: Key, bad: Avatar) -> Served:
@@ -308,14 +306,19 @@ class AvatarService:
         if self.shared is not None:
             await self.shared.discard(key)
         try:
-            fresh = await self._flights.run(key, partial(self._refresh, key))
+            fresh = await self._fetch_now(key)
         except UpstreamError as exc:
             if self.disk is not None:
                 self.disk.discard(key)
-            raise exc.copy(upstream_fetch=exc.failure is not UNAVAILABLE) from None
+            raise _as_answered(exc) from None
+        return Served(fresh, "MISS", True)
+
+    async def _fetch_now(self, key: Key) -> Avatar:
+        """A fresh copy from the upstream, joining a fetch of `key` already under way."""
+        fresh = await self._flights.run(key, partial(self._refresh, key))
         if fresh.revalidated:  # joined a background refresh
             fresh = self._announce(key, fresh)
-        return Served(fresh, "MISS", True)
+        return fresh
 
     def _announce(self, key: Key, avatar: Avatar) -> Avatar:
         """Mark a refreshed copy as answered with: later answers are plain HITs."""
@@ -530,3 +533,9 @@ class AvatarService:
 def _format(template: str, number: str, size: int) -> str:
     # Both names in both templates, so a template may say {qq} or {group} (or {number}).
     return template.format(qq=number, group=number, number=number, size=size)
+
+
+def _as_answered(exc: UpstreamError) -> UpstreamError:
+    """A fetch's failure as this caller's answer says it: an upstream request was made,
+    unless the upstream was not even tried (the breaker open)."""
+    return exc.copy(upstream_fetch=exc.failure is not UNAVAILABLE)
