@@ -40,6 +40,7 @@ from qqavatar.store.schema import APPS_VERSION, apps, meta
 from qqavatar.store.sealing import (
     CONFIGURED,
     BoxChoice,
+    Resealer,
     SealCount,
     check_key_id,
     check_writable,
@@ -318,35 +319,22 @@ class AppStore:
         The secrets' values stay the same, so apps, `updated_at` and the version do too.
         """
         box = self._box
-        sealed = resealed = already = 0
+        count = SealCount()
         async with begin(self._engine) as connection:
             if box is None:
                 check_key_id(await database_key_id(connection), None)  # names the key in use
                 raise SecretKeyError("QQAVATAR_SECRET_KEY is not set: there is no key to "
                                      "encrypt app secrets with")
+            resealer = Resealer[str](box, old_box, sealed_key_id, SecretBox.open,
+                                     SecretBox.seal, count)
             rows = (await connection.execute(select(apps.c.app_key, apps.c.app_secret))).all()
             for app_key, stored in rows:
-                key_id = sealed_key_id(stored)
-                if key_id == box.key_id:
-                    box.open(stored, app_key)  # a damaged row fails here, not at serve time
-                    already += 1
-                    continue
-                if key_id is None:
-                    secret = stored
-                    sealed += 1
-                elif old_box is not None and key_id == old_box.key_id:
-                    secret = old_box.open(stored, app_key)
-                    resealed += 1
-                else:
-                    box.open(stored, app_key)  # raises: names both key ids
-                    continue  # pragma: no cover - open() of a foreign key id always raises
-                await connection.execute(
-                    update(apps).where(apps.c.app_key == app_key)
-                    .values(app_secret=box.seal(secret, app_key))
-                )
-            links = await seal_link_keys(connection, box, old_box)
-        return SealCount(sealed=sealed + links.sealed, resealed=resealed + links.resealed,
-                         already=already + links.already)
+                new = resealer.new_value(stored, app_key)
+                if new is not None:
+                    await connection.execute(
+                        update(apps).where(apps.c.app_key == app_key).values(app_secret=new))
+            await seal_link_keys(connection, box, old_box, count)
+        return count
 
     async def _get(self, connection: AsyncConnection, app_key: str) -> AppRecord | None:
         query = select(apps).where(apps.c.app_key == app_key)

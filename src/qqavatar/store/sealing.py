@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,6 +27,8 @@ from qqavatar.secretbox import (
 )
 from qqavatar.settings import Settings
 from qqavatar.store.schema import app_link_keys, apps
+
+Value = TypeVar("Value", str, bytes)
 
 
 class _Configured(enum.Enum):
@@ -95,36 +99,56 @@ def open_link_key(box: SecretBox | None, stored: bytes, app_key: str) -> bytes:
     return box.open_bytes(stored, _link_context(app_key))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SealCount:
     """What `AppStore.encrypt_secrets` did (app secrets and link keys together)."""
 
-    sealed: int         # plaintext values now encrypted
-    resealed: int       # values moved from the old key to the current one
-    already: int        # values the current key had sealed before
+    sealed: int = 0     # plaintext values now encrypted
+    resealed: int = 0   # values moved from the old key to the current one
+    already: int = 0    # values the current key had sealed before
+
+
+@dataclass(slots=True)
+class Resealer(Generic[Value]):
+    """Moves sealed values of one kind (app secrets, link keys) to `box`, counting."""
+
+    box: SecretBox
+    old_box: SecretBox | None
+    key_id: Callable[[Value], str | None]                # of a sealed value; None: plaintext
+    open: Callable[[SecretBox, Value, str], Value]       # (box, stored, app_key) → plaintext
+    seal: Callable[[SecretBox, Value, str], Value]       # (box, plaintext, app_key) → stored
+    count: SealCount
+
+    def new_value(self, stored: Value, app_key: str) -> Value | None:
+        """What to store in place of `stored`; None: it stays (the current key sealed it).
+        SecretKeyError for a value sealed by neither key, or damaged."""
+        key_id = self.key_id(stored)
+        if key_id == self.box.key_id:
+            self.open(self.box, stored, app_key)  # a damaged value fails here, not at serve time
+            self.count.already += 1
+            return None
+        if key_id is None:
+            plain = stored
+            self.count.sealed += 1
+        else:  # another key: the old one opens it to be re-sealed; `box` raises, naming it
+            old = self.old_box
+            plain = self.open(old if old is not None and key_id == old.key_id else self.box,
+                              stored, app_key)
+            self.count.resealed += 1
+        return self.seal(self.box, plain, app_key)
 
 
 async def seal_link_keys(connection: AsyncConnection, box: SecretBox,
-                         old_box: SecretBox | None) -> SealCount:
+                         old_box: SecretBox | None, count: SealCount) -> None:
     """Seal raw link keys with `box` and re-seal those of `old_box`, in the caller's
-    transaction; SecretKeyError for a key sealed by neither."""
-    sealed = resealed = already = 0
+    transaction, adding to `count`; SecretKeyError for a key sealed by neither."""
+    resealer = Resealer[bytes](box, old_box, sealed_key_id_of_bytes, open_link_key,
+                               seal_link_key, count)
     rows = (await connection.execute(
         select(app_link_keys.c.app_key, app_link_keys.c.link_key))).all()
     for app_key, value in rows:
-        stored = bytes(value)
-        key_id = sealed_key_id_of_bytes(stored)
-        if key_id == box.key_id:
-            open_link_key(box, stored, app_key)  # a damaged key fails here, not at serve time
-            already += 1
-            continue
-        if key_id is None:
-            sealed += 1
-        else:  # another key: the old one opens it to be re-sealed; `box` raises, naming it
-            opener = old_box if old_box is not None and key_id == old_box.key_id else box
-            stored = open_link_key(opener, stored, app_key)
-            resealed += 1
-        await connection.execute(
-            update(app_link_keys).where(app_link_keys.c.app_key == app_key)
-            .values(link_key=seal_link_key(box, stored, app_key)))
-    return SealCount(sealed=sealed, resealed=resealed, already=already)
+        new = resealer.new_value(bytes(value), app_key)
+        if new is not None:
+            await connection.execute(
+                update(app_link_keys).where(app_link_keys.c.app_key == app_key)
+                .values(link_key=new))
