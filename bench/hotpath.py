@@ -17,6 +17,12 @@ What this measures is the Python work per call on top of the server; under wrk, 
 own cost (about 40% of a worker's CPU in py-spy) is added to both sides, so the ratio there
 is closer to 1 than the one printed here. `--profile NAME` prints cProfile's top functions
 for one scenario instead.
+
+On a shared machine whose timings swing by half from run to run, count instructions instead:
+`--only NAME` (`full:NAME` with kept answers off, `floor:NAME`) makes `--calls` calls and
+nothing else, so under `PYTHONHASHSEED=0 valgrind --tool=callgrind` the difference between a
+run of 10 500 calls and one of 500, over 10 000, is the instructions one call costs (the
+start-up's cancel out). docs/benchmarks.md compares two commits that way.
 """
 
 from __future__ import annotations
@@ -130,7 +136,7 @@ async def _run(args: argparse.Namespace) -> int:
                 floors[name] = (floor, Scope(f"/{name}", ""))
             if args.profile:
                 return await _profile(rsgi, scopes[args.profile], args.calls)
-            if args.only:  # for instruction counts: valgrind --tool=callgrind, see the docstring
+            if args.only:  # for instruction counts (callgrind), see the docstring
                 kind, _, name = args.only.rpartition(":")
                 floor, floor_scope = floors[name]
                 if kind == "full":  # the same call with kept answers off

@@ -170,7 +170,7 @@ def _mix_section(results: Results) -> list[str]:
     lines += ["", "Memory of qqavatar (RSS of its processes) over the idle server: after "
                   "warming every avatar, and after the measured run, which also fills the "
                   "hot tiers bounded whatever the number of avatars (JSON pieces 4 MiB, kept "
-                  "answers 4 MiB, image headers ~5 MiB). Per avatar: the growth after "
+                  "answers 4 MiB, image headers ~1.3 MiB). Per avatar: the growth after "
                   "warming over the avatars the memory tier holds; the bound is 1.2× their "
                   "mean image size + 512 B.", "",
               "| avatars | held in memory | image bytes | idle RSS | after warming | after the run "

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 Header = tuple[str, str]
 
-KEPT = 16384  # ~330 B each (5 MiB); past it the table starts afresh
+KEPT = 4096  # ~330 B each (1.3 MiB); past it the table starts afresh
 _DEFAULT: dict[bool, Header] = {False: ("X-Avatar-Default", "0"), True: ("X-Avatar-Default", "1")}
 _SIZES: dict[int, Header] = {}
 _KEPT: dict[tuple[str, int, int], tuple[Header, Header, Header, Header]] = {}

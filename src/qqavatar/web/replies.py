@@ -15,6 +15,7 @@ answers are simply not kept until the next second).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..apicall import ApiReply, Kept
@@ -38,20 +39,20 @@ def plain(headers: RSGIHeaders) -> bool:
 
 
 class KeptReplies:
-    __slots__ = ("_bytes", "_entries", "_second", "max_bytes", "max_entries")
+    __slots__ = ("_bytes", "_entries", "_second", "get", "max_bytes", "max_entries")
 
     def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._entries: dict[str, KeptReply] = {}
+        # `get(key)`: the kept answer, or None. The dict's own method, no Python frame around
+        # it: it runs for every GET (the entries are cleared, never replaced).
+        self.get: Callable[[str], KeptReply | None] = self._entries.get
         self._second = -1
         self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def get(self, key: str) -> KeptReply | None:
-        return self._entries.get(key)
 
     def put(self, key: str, reply: ApiReply, head: list[Header]) -> None:
         """Keep `reply` (its `kept` set) under `key`; `head` is its headers as sent."""
