@@ -92,7 +92,7 @@ def test_outcomes_older_than_the_window_are_forgotten() -> None:
 
 def test_bad_answers_about_single_avatars_never_open_it() -> None:
     b, _ = breaker(threshold=3)
-    for number in range(100):
+    for _ in range(100):
         b.success()  # 404, not an image, too large: the service reports the host as up
     assert b.state == "closed" and b.allow()
     for key in "ab":  # they count as answers: two host failures in 102 are far below half
