@@ -10,9 +10,9 @@ while a few answers still get through (each would end a streak).
 
 Only the host's own failures count: no connection, no answer in time, 5xx (`failure(key)`).
 An answer that is bad for one avatar (404, not an image, too large) says the host is up
-(`success()`): numbers that qlogo refuses, however
-many, cannot open the breaker for everybody. A key's failure counts once per window, so a
-client retrying one number that times out cannot make up the ratio alone.
+(`success()`): numbers that qlogo refuses, however many, cannot open the breaker for
+everybody. A key's failure counts once per window, so a client retrying one number that
+times out cannot make up the ratio alone.
 """
 
 from __future__ import annotations
