@@ -78,15 +78,16 @@ class TrustedProxies:
 
 
 @functools.lru_cache(maxsize=16)
-def trusted_proxies(cidrs: str) -> TrustedProxies:
-    """The parsed setting, once per distinct value."""
-    return TrustedProxies(cidrs)
+def trusted_proxies(trusted: str | tuple[IPNetwork, ...]) -> TrustedProxies:
+    """The rule of a setting (its CIDRs as written, or parsed), made once per distinct value."""
+    return TrustedProxies(trusted)
 
 
 def client_host(peer: str | None, forwarded_for: str | None,
                 trusted: Sequence[IPNetwork]) -> str | None:
     """The client's host as written (the peer, or a forwarded hop); None when unknown."""
-    return _for_networks(tuple(trusted)).client_of(peer, [forwarded_for] if forwarded_for else [])
+    values = [forwarded_for] if forwarded_for else []
+    return trusted_proxies(tuple(trusted)).client_of(peer, values)
 
 
 def client_address(peer: str | None, forwarded_for: str | None,
@@ -94,9 +95,6 @@ def client_address(peer: str | None, forwarded_for: str | None,
     """The client as an address (for allow-lists); None when it is unknown or not one."""
     host = client_host(peer, forwarded_for, trusted)
     return parse_address(host) if host else None
-
-
-_for_networks = functools.lru_cache(maxsize=16)(TrustedProxies)
 
 
 def client_bucket(host: str | None) -> str:

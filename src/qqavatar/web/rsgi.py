@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..apicall import ApiRequest
 from ..logs import REQUEST_ID, new_request_id, request_id_for
-from ..proxies import TrustedProxies
+from ..proxies import trusted_proxies
 from ..settings import Settings
 from .app import QQAvatarApp, freeze_heap
 from .asgi_bridge import latin1, receiver, run_asgi
@@ -98,7 +98,7 @@ class QQAvatarRSGI:
 
     def __init__(self, app: QQAvatarApp) -> None:
         self.app = app
-        self.proxies = TrustedProxies(app.settings.trusted_proxies)
+        self.proxies = trusted_proxies(app.settings.trusted_proxies)
         # Off with the access log: every request then runs through the ASGI app.
         self.kept: KeptReplies | None = None if app.access_log else KeptReplies()
 
