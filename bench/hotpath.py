@@ -141,7 +141,7 @@ async def _run(args: argparse.Namespace) -> int:
                 floor, floor_scope = floors[name]
                 if kind == "full":  # the same call with kept answers off
                     rsgi.kept = None
-                handler, used = ((floor.__rsgi__, floor_scope) if args.only.startswith("floor:")
+                handler, used = ((floor.__rsgi__, floor_scope) if kind == "floor"
                                  else (rsgi.__rsgi__, scopes[name]))
                 await _time(handler, used, Proto(), args.calls)
                 return 0
