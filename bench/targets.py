@@ -22,6 +22,7 @@ import httpx
 
 from qqavatar.protocol.sign import compute_sign
 
+from . import mix as mixes
 from . import nginx
 from .procs import Proc, free_port
 from .tools import find_nginx
@@ -124,6 +125,18 @@ def api_paths(app_key: str, secret: str, number: str) -> dict[str, str]:
         "json640": path(size="640", output="0"),
         "signed40": "/?" + urlencode(signed),
     }
+
+
+def mix_answer_paths(app_key: str, number: str) -> dict[str, str]:
+    """One call per size and output of the mix: what the floor answers it with
+    (`bench.refs.floor.mix_route`)."""
+    paths = {}
+    for size in sorted(set(mixes.SIZES)):
+        base = "/?" + urlencode({"s": "App.QQ.UserImage", "app_key": app_key, "qq": number,
+                                 "size": size})
+        paths[f"mix-image{size}"] = base
+        paths[f"mix-json{size}"] = base + "&output=0"
+    return paths
 
 
 def record(url: str, paths: dict[str, str]) -> dict[str, dict[str, object]]:

@@ -1,5 +1,5 @@
 """The mix scenario's load (bench/mix.py), and the mix and restart scenarios end to end in
---quick mode against nginx: the numbers are not checked, what they count is."""
+--quick mode against nginx and the floor: the numbers are not checked, what they count is."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_quick_mix_and_restart(tmp_path: Path) -> None:
     env = {name: value for name, value in os.environ.items() if not name.startswith("QQAVATAR_")}
     done = subprocess.run(
         [sys.executable, "bench/run.py", "--quick", "--scenario", "mix", "--scenario", "restart",
-         "--target", "nginx", "--mix-numbers", "100", "--out-dir", str(tmp_path)],
+         "--target", "nginx", "--target", "floor", "--mix-numbers", "100", "--out-dir", str(tmp_path)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -48,8 +48,9 @@ def test_quick_mix_and_restart(tmp_path: Path) -> None:
     assert raw["problems"] == []
     item = raw["mix"]["100"]
     assert item["avatars"] == 400 and item["warm_upstream"] == 800  # each target once
-    for name in ("qqavatar", "nginx"):
+    for name in ("qqavatar", "floor", "nginx"):
         run = item["runs"][name]
+        # (the floor answers a 404 to a call whose size and output it has no answer for)
         assert run["requests"] > 0 and run["bad_status"] == 0, (name, run)
         assert run["upstream_requests"] == 0, (name, run)  # everything was warmed
     assert item["memory"]["cached"] == 400 and item["memory"]["image_bytes"] > 400 * 500
