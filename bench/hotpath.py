@@ -1,6 +1,7 @@
 """CPU per cached hit, in-process: qqavatar's RSGI handler next to the floor's, side by side.
 
     python -m bench.hotpath [--calls 20000] [--rounds 7] [--profile SCENARIO] [--json]
+    python -m bench.hotpath --parts [--calls 100000] [--rounds 5]
 
 Starts a full `QQAvatarApp` (every feature, SQLite in a temporary directory, a fake qlogo
 in a thread for the warm-up fetches), then calls `QQAvatarRSGI.__rsgi__` directly with a
@@ -23,6 +24,10 @@ On a shared machine whose timings swing by half from run to run, count instructi
 nothing else, so under `PYTHONHASHSEED=0 valgrind --tool=callgrind` the difference between a
 run of 10 500 calls and one of 500, over 10 000, is the instructions one call costs (the
 start-up's cancel out). docs/benchmarks.md compares two commits that way.
+
+`--parts` times alone each part of the work that the answer to a URL no kept answer holds
+cannot skip; their sum is what the full path would cost with nothing joining them, the
+bound below which no rewrite of the full path can go (docs/benchmarks.md, issue 17).
 """
 
 from __future__ import annotations
@@ -38,15 +43,21 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench.refs.floor import FloorRSGI
+from qqavatar.avatars.headers import image_headers
+from qqavatar.catalog import COMMON_RULES
 from qqavatar.fakeqlogo import serve_in_thread
+from qqavatar.logs import new_request_id
+from qqavatar.protocol.params import RuleSet, parse_all
 from qqavatar.protocol.sign import compute_sign
 from qqavatar.settings import Settings
 from qqavatar.store.apps import AppRegistry, AppStore
 from qqavatar.web.app import QQAvatarApp
+from qqavatar.web.request import parse_query
 from qqavatar.web.rsgi import QQAvatarRSGI
 
 Handler = Callable[[Any, Any], Awaitable[None]]
@@ -136,6 +147,8 @@ async def _run(args: argparse.Namespace) -> int:
                 floors[name] = (floor, Scope(f"/{name}", ""))
             if args.profile:
                 return await _profile(rsgi, scopes[args.profile], args.calls)
+            if args.parts:
+                return await _parts(rsgi, scopes["image40"], args.calls, args.rounds)
             if args.only:  # for instruction counts (callgrind), see the docstring
                 kind, _, name = args.only.rpartition(":")
                 floor, floor_scope = floors[name]
@@ -177,6 +190,62 @@ async def _run(args: argparse.Namespace) -> int:
             fake.stop()
 
 
+async def _parts(rsgi: QQAvatarRSGI, scope: Scope, calls: int, rounds: int) -> int:
+    """The work no answer to a new URL can skip, each part timed alone: reading the query,
+    the rules, the app, the cached avatar, the headers, a request id, each observer (the
+    counts behind /metrics and the stats) and each guard (the app's quota and sessions).
+    Their sum is what the full path would cost with no layer between them."""
+    runtime, kept_replies = rsgi.app.runtime, rsgi.kept
+    assert runtime is not None and kept_replies is not None and rsgi.app.gateway is not None
+    entry = kept_replies.get(scope.path + "?" + scope.query_string)  # the warm-up's answer
+    assert entry is not None, "the warm-up call was not kept"
+    call, outcome = entry[0].call, entry[0].outcome
+    params = parse_query(scope.query_string)
+    rules = RuleSet((*COMMON_RULES, *call.service.rules))
+    values = parse_all(params, rules)
+    assert values is not None and call.app is not None
+    kind, number, size = call.service.avatar_kind, values["qq"], values["size"]
+    found = runtime.avatars.cached(kind, number, size)
+    assert found is not None
+    app_key, apps, avatars = call.app.app_key, runtime.apps, runtime.avatars
+    parts: list[tuple[str, Callable[[], object]]] = [
+        ("query string read (parse_query)", lambda: parse_query(scope.query_string)),
+        ("rules checked (parse_all)", lambda: parse_all(params, rules)),
+        ("app looked up", lambda: apps.get(app_key)),
+        ("cached avatar looked up", lambda: avatars.cached(kind, number, size)),
+        ("image headers made", lambda: image_headers(found, 100, "HIT")),
+        ("request id made", new_request_id),
+    ]
+    parts += [(f"observer {type(getattr(observer, '__self__', observer)).__name__}",
+               partial(observer, outcome)) for observer in rsgi.app.gateway.observers]
+    guards = [(f"guard {type(guard).__name__}", guard) for guard in rsgi.app.gateway.guards]
+    total = 0.0
+    for label, part in parts:
+        best = min(_timed(part, calls) for _ in range(rounds))
+        total += best
+        print(f"{label:<40} {best * 1e6:6.2f} µs")
+    for label, guard in guards:
+        best = min([await _timed_guard(guard, call, calls) for _ in range(rounds)])
+        total += best
+        print(f"{label:<40} {best * 1e6:6.2f} µs")
+    print(f"{'sum':<40} {total * 1e6:6.2f} µs")
+    return 0
+
+
+def _timed(part: Callable[[], object], calls: int) -> float:
+    started = time.thread_time()
+    for _ in range(calls):
+        part()
+    return (time.thread_time() - started) / calls
+
+
+async def _timed_guard(guard: Callable[[Any], Awaitable[None]], call: Any, calls: int) -> float:
+    started = time.thread_time()
+    for _ in range(calls):
+        await guard(call)
+    return (time.thread_time() - started) / calls
+
+
 async def _profile(rsgi: QQAvatarRSGI, scope: Scope, calls: int) -> int:
     proto = Proto()
     profiler = cProfile.Profile()
@@ -198,6 +267,8 @@ def main() -> None:
     parser.add_argument("--profile", choices=SCENARIOS,
                         help="print cProfile's top functions for one scenario instead")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--parts", action="store_true",
+                        help="time alone each part of the work a new URL's answer cannot skip")
     kinds = ("full", "floor")
     parser.add_argument("--only", choices=(*SCENARIOS, *(f"{kind}:{name}" for kind in kinds
                                                          for name in SCENARIOS)),
