@@ -49,10 +49,10 @@ from typing import Any
 
 from bench.refs.floor import FloorRSGI
 from qqavatar.avatars.headers import image_headers
-from qqavatar.catalog import COMMON_RULES
 from qqavatar.fakeqlogo import serve_in_thread
+from qqavatar.gateway import rules_of
 from qqavatar.logs import new_request_id
-from qqavatar.protocol.params import RuleSet, parse_all
+from qqavatar.protocol.params import parse_all
 from qqavatar.protocol.sign import compute_sign
 from qqavatar.settings import Settings
 from qqavatar.store.apps import AppRegistry, AppStore
@@ -201,9 +201,10 @@ async def _parts(rsgi: QQAvatarRSGI, scope: Scope, calls: int, rounds: int) -> i
     assert entry is not None, "the warm-up call was not kept"
     call, outcome = entry[0].call, entry[0].outcome
     params = parse_query(scope.query_string)
-    rules = RuleSet((*COMMON_RULES, *call.service.rules))
+    rules = rules_of(call.service)
+    assert rules is not None and call.app is not None
     values = parse_all(params, rules)
-    assert values is not None and call.app is not None
+    assert values is not None
     kind, number, size = call.service.avatar_kind, values["qq"], values["size"]
     found = runtime.avatars.cached(kind, number, size)
     assert found is not None

@@ -186,12 +186,7 @@ class Gateway:
 
     def _resolve(self, name: str) -> _Bound:
         service = resolve(name)  # raises for an unknown name: those are not kept
-        common = COMMON_RULES if service.needs_app else ENVELOPE_RULES
-        try:
-            rules: RuleSet | None = RuleSet((*common, *service.rules))
-        except ValueError:  # a rule of its own for a common parameter: rule by rule
-            rules = None
-        bound = (service, HANDLERS[service.name], rules)
+        bound = (service, HANDLERS[service.name], rules_of(service))
         if len(self._resolved) < _MAX_RESOLVED:
             self._resolved[name] = bound
         return bound
@@ -263,6 +258,16 @@ class Gateway:
         if http_status is None:
             http_status = ret if self.mirror_status else 200
         return ApiReply(http_status, content_type, body, [("Cache-Control", "no-store")])
+
+
+def rules_of(service: Service) -> RuleSet | None:
+    """The rules of a call to `service`, the common ones and its own, to read at once
+    (`parse_all`); None when it has a rule of its own for a common parameter (rule by rule)."""
+    common = COMMON_RULES if service.needs_app else ENVELOPE_RULES
+    try:
+        return RuleSet((*common, *service.rules))
+    except ValueError:
+        return None
 
 
 def _check_sign(app: AppLike, service: Service, params: dict[str, str], sign: str | None,
