@@ -25,6 +25,7 @@ from qqavatar.protocol.sign import compute_sign
 from . import mix as mixes
 from . import nginx
 from .procs import Proc, free_port
+from .refs.floor import mix_route
 from .tools import find_nginx
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,15 +129,13 @@ def api_paths(app_key: str, secret: str, number: str) -> dict[str, str]:
 
 
 def mix_answer_paths(app_key: str, number: str) -> dict[str, str]:
-    """One call per size and output of the mix: what the floor answers it with
-    (`bench.refs.floor.mix_route`)."""
-    paths = {}
-    for size in sorted(set(mixes.SIZES)):
-        base = "/?" + urlencode({"s": "App.QQ.UserImage", "app_key": app_key, "qq": number,
-                                 "size": size})
-        paths[f"mix-image{size}"] = base
-        paths[f"mix-json{size}"] = base + "&output=0"
-    return paths
+    """One mix call per size and output, named as the floor looks its answer up
+    (`mix_route`)."""
+    path = mixes.qqavatar_path(app_key)
+    calls = [mixes.Call(number, size, json) for size in sorted(set(mixes.SIZES))
+             for json in (False, True)]
+    return {mix_route(path(call).partition("?")[2]).removeprefix("/"): path(call)
+            for call in calls}
 
 
 def record(url: str, paths: dict[str, str]) -> dict[str, dict[str, object]]:
